@@ -1,0 +1,5 @@
+"""``python -m avlab`` runs the CLI."""
+
+from avlab.cli import main
+
+main()

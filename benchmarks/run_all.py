@@ -1,0 +1,32 @@
+"""Run every benchmark (``make bench``); results land in --out as JSON.
+
+B1+B2 record for 10 minutes; B3 kills the recorder 20 times. About 20 minutes.
+The figures are copied into docs/benchmarks.md by hand, with the date.
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--out", type=Path, default=Path("bench-out"))
+    ap.add_argument("--duration", type=float, default=600.0, help="B1/B2 recording length (s)")
+    ap.add_argument("--reps", type=int, default=20, help="B3 repetitions")
+    args = ap.parse_args()
+    py = sys.executable
+    subprocess.run([py, str(HERE / "b1_b2_load_sync.py"), "--duration", str(args.duration),
+                    "--out", str(args.out / "b1")], check=True)
+    subprocess.run([py, str(HERE / "b3_crash.py"), "--reps", str(args.reps),
+                    "--out", str(args.out / "b3")], check=True)
+    subprocess.run([py, str(HERE / "summarize.py"), str(args.out)], check=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,59 @@
+"""Print the benchmark results as Markdown tables (for docs/benchmarks.md).
+
+Usage: python benchmarks/summarize.py bench-out
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+
+def _fmt(x: object, nd: int = 3) -> str:
+    return "–" if x is None else f"{x:.{nd}f}" if isinstance(x, float) else str(x)
+
+
+def main() -> None:
+    root = Path(sys.argv[1] if len(sys.argv) > 1 else "bench-out")
+    b1 = root / "b1" / "results.json"
+    if b1.exists():
+        r = json.loads(b1.read_text())
+        u = r["usage"]
+        print(f"### B1 load and cost ({r['duration_s']:.0f} s)\n")
+        print("| recorder | CPU s | peak RSS MB | samples lost (all streams) |")
+        print("|---|---|---|---|")
+        for who, key in (("avlab record", "avlab"), ("LabRecorder (C++ core)", "labrecorder")):
+            lost = sum(v[f"{key}_loss"]["lost"] for v in r["per_stream"].values())
+            print(f"| {who} | {u[key]['cpu_s']:.1f} | {u[key]['max_rss_mb']:.0f} | {lost} |")
+        rt = r["ratios"]
+        print(f"\nRatios avlab/LabRecorder: CPU {rt['cpu_avlab_over_labrecorder']:.2f}×, "
+              f"peak RSS {rt['rss_avlab_over_labrecorder']:.2f}×. "
+              f"Simulator: {u['simulator']['cpu_s']:.0f} CPU s.\n")
+        print("| stream | samples (avlab) | lost avlab | lost LabRecorder |")
+        print("|---|---|---|---|")
+        for name, v in r["per_stream"].items():
+            print(f"| {name} | {v['avlab_loss']['samples']} | {v['avlab_loss']['lost']} | "
+                  f"{v['labrecorder_loss']['lost']} |")
+        print("\n### B2 sync accuracy (|aligned − true|, ms)\n")
+        print("| stream | avlab median | avlab p99 | pyxdf median | pyxdf p99 |")
+        print("|---|---|---|---|---|")
+        for name, v in r["per_stream"].items():
+            a, p = v["avlab_error_ms"], v["pyxdf_error_ms"]
+            print(f"| {name} | {_fmt(a['median'], 4)} | {_fmt(a['p99'], 4)} | "
+                  f"{_fmt(p['median'], 4)} | {_fmt(p['p99'], 4)} |")
+        print()
+    b3 = root / "b3" / "results.json"
+    if b3.exists():
+        r = json.loads(b3.read_text())
+        print(f"### B3 crash ({r['reps']} × kill -9)\n")
+        print(f"Opened as is: {r['opened_as_is']}/{r['reps']}; "
+              f"opened after `avlab recover`: {r['opened_after_recover']}/{r['reps']}.\n")
+        print("| stream | median s lost | max s lost |")
+        print("|---|---|---|")
+        for name, v in r["seconds_lost"].items():
+            print(f"| {name} | {v['median_s']:.3f} | {v['max_s']:.3f} |")
+
+
+if __name__ == "__main__":
+    main()
