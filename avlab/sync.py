@@ -24,8 +24,9 @@ Steps for a stream (:func:`align_stream`):
    stamps well beyond the jitter. By default all segments share one slope (the
    device's true rate does not change when it restarts), with one intercept per
    segment; this keeps short segments after a restart as accurate as the long
-   ones. The fit is again reweighted with Tukey's biweight, so late chunks
-   (scheduling hiccups of an arrival-stamping driver) do not bend it.
+   ones. Where residuals beyond 6 robust SDs exist, the fit is reweighted with
+   Tukey's biweight, so late chunks (scheduling hiccups of an arrival-stamping
+   driver) do not bend it; otherwise it stays least squares (efficient).
 """
 
 from __future__ import annotations
@@ -386,6 +387,8 @@ def dejitter(
         if it == n_iter or n < 3:
             break
         scale = _robust_scale(resid, 1e-3 * period)
+        if it == 0 and np.max(np.abs(resid)) <= 6.0 * scale:
+            break  # no outliers: least squares is the efficient estimate
         w = _tukey_weights(resid, scale)
     times = y0[seg] + inter[seg] + slopes[seg] * x
     r = y - times

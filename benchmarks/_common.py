@@ -75,13 +75,22 @@ def samples_lost(truth: SimTruth, stream: str, raw_stamps: np.ndarray) -> dict:
     true = true[~np.isnan(true)]
     if clock.nominal_srate == 0:
         ref = np.array([m.t_true for m in truth.markers])
-        inside = ref[(ref >= true.min() - 1e-9) & (ref <= true.max() + 1e-9)] if true.size else ref[:0]
-        return {"samples": int(raw_stamps.size), "lost": int(inside.size - true.size),
-                "unmatched": unmatched}
+        inside = (
+            ref[(ref >= true.min() - 1e-9) & (ref <= true.max() + 1e-9)] if true.size else ref[:0]
+        )
+        return {
+            "samples": int(raw_stamps.size),
+            "lost": int(inside.size - true.size),
+            "unmatched": unmatched,
+        }
     idx = np.unique(sample_indices(clock, true))
     span = int(idx.max() - idx.min() + 1) if idx.size else 0
-    return {"samples": int(raw_stamps.size), "lost": span - int(idx.size),
-            "duplicates": int(true.size - idx.size), "unmatched": unmatched}
+    return {
+        "samples": int(raw_stamps.size),
+        "lost": span - int(idx.size),
+        "duplicates": int(true.size - idx.size),
+        "unmatched": unmatched,
+    }
 
 
 def error_stats(err_s: np.ndarray) -> dict:

@@ -20,7 +20,8 @@ def main() -> None:
         if not found:
             raise SystemExit(f"LabRecorder runner: stream {name!r} not found")
         infos.append(found[0])
-    rec = labrecorder.Recording(out, infos)
+    # The binding takes each stream as its info XML (StreamInfo objects gave unreadable files).
+    rec = labrecorder.Recording(out, [info.as_xml() for info in infos])
     time.sleep(duration)
     rec.stop()
 

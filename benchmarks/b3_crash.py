@@ -11,9 +11,9 @@ Usage: python benchmarks/b3_crash.py --reps 20 --out bench-out/b3
 from __future__ import annotations
 
 import argparse
-import shutil
 import os
 import random
+import shutil
 import signal
 import subprocess
 import time
@@ -38,11 +38,23 @@ def main() -> None:
     out.mkdir(parents=True, exist_ok=True)
     rng = random.Random(3)
     truth_path = (out / "sim_truth.json").resolve()
+    truth_path.unlink(missing_ok=True)
     prefix = f"B3{int(time.time()) % 100000}"
     sim = start_sim(
-        ["--seed", "3", "--duration", str(args.reps * 25 + 60), "--eeg-channels",
-         str(args.eeg_channels), "--eeg-rate", str(args.eeg_rate), "--prefix", prefix,
-         "--truth", str(truth_path)],
+        [
+            "--seed",
+            "3",
+            "--duration",
+            str(args.reps * 25 + 60),
+            "--eeg-channels",
+            str(args.eeg_channels),
+            "--eeg-rate",
+            str(args.eeg_rate),
+            "--prefix",
+            prefix,
+            "--truth",
+            str(truth_path),
+        ],
         out / "sim.log",
     )
     started = time.monotonic()
@@ -54,19 +66,22 @@ def main() -> None:
         names = sorted(load_truth(truth_path).streams)
         wait_streams(names)
         for i in range(args.reps):
-            ses_dir = out / f"rep{i:02d}"
-            shutil.rmtree(ses_dir, ignore_errors=True)
-            cmd = [*AVLAB, "record", str(ses_dir), "--duration", "60", "--quiet"]
+            parent = out / f"rep{i:02d}"
+            shutil.rmtree(parent, ignore_errors=True)
+            parent.mkdir()
+            cmd = [*AVLAB, "record", str(parent), "--duration", "60", "--quiet"]
             for n in names:
                 cmd += ["--stream", n]
-            rec = subprocess.Popen(cmd, stdout=open(out / f"rep{i:02d}.log", "w"),
-                                   stderr=subprocess.STDOUT)
+            rec = subprocess.Popen(
+                cmd, stdout=open(out / f"rep{i:02d}.log", "w"), stderr=subprocess.STDOUT
+            )
             delay = rng.uniform(3.0, 12.0)
             time.sleep(delay)
             t_kill = pylsl.local_clock()
             os.kill(rec.pid, signal.SIGKILL)
             rec.wait()
             row: dict = {"rep": i, "killed_after_s": delay}
+            (ses_dir,) = [p for p in parent.iterdir() if p.is_dir()]
             truth = load_truth(truth_path)
             try:
                 with Session.open(ses_dir) as ses:
@@ -100,8 +115,11 @@ def main() -> None:
     for name in names:
         vals = [r["seconds_lost"][name] for r in reps if name in r.get("seconds_lost", {})]
         if vals:
-            per_stream[name] = {"median_s": float(np.median(vals)), "max_s": float(np.max(vals)),
-                                "n": len(vals)}
+            per_stream[name] = {
+                "median_s": float(np.median(vals)),
+                "max_s": float(np.max(vals)),
+                "n": len(vals),
+            }
     summary = {
         "reps": len(reps),
         "opened_as_is": sum(r["opens_as_is"] for r in reps),

@@ -21,10 +21,21 @@ def main() -> None:
     ap.add_argument("--reps", type=int, default=20, help="B3 repetitions")
     args = ap.parse_args()
     py = sys.executable
-    subprocess.run([py, str(HERE / "b1_b2_load_sync.py"), "--duration", str(args.duration),
-                    "--out", str(args.out / "b1")], check=True)
-    subprocess.run([py, str(HERE / "b3_crash.py"), "--reps", str(args.reps),
-                    "--out", str(args.out / "b3")], check=True)
+    subprocess.run(
+        [
+            py,
+            str(HERE / "b1_b2_load_sync.py"),
+            "--duration",
+            str(args.duration),
+            "--out",
+            str(args.out / "b1"),
+        ],
+        check=True,
+    )
+    subprocess.run(
+        [py, str(HERE / "b3_crash.py"), "--reps", str(args.reps), "--out", str(args.out / "b3")],
+        check=True,
+    )
     subprocess.run([py, str(HERE / "summarize.py"), str(args.out)], check=True)
 
 

@@ -14,6 +14,14 @@ def _fmt(x: object, nd: int = 3) -> str:
     return "–" if x is None else f"{x:.{nd}f}" if isinstance(x, float) else str(x)
 
 
+def _err(e: dict | None) -> str:
+    if not e or e.get("median") is None:
+        return "–"
+    if e["median"] > 1e3:
+        return f"off by {e['median'] / 1e3:.3g} s"
+    return f"{e['median']:.4f} / {e['p99']:.4f}"
+
+
 def main() -> None:
     root = Path(sys.argv[1] if len(sys.argv) > 1 else "bench-out")
     b1 = root / "b1" / "results.json"
@@ -27,28 +35,39 @@ def main() -> None:
             lost = sum(v[f"{key}_loss"]["lost"] for v in r["per_stream"].values())
             print(f"| {who} | {u[key]['cpu_s']:.1f} | {u[key]['max_rss_mb']:.0f} | {lost} |")
         rt = r["ratios"]
-        print(f"\nRatios avlab/LabRecorder: CPU {rt['cpu_avlab_over_labrecorder']:.2f}×, "
-              f"peak RSS {rt['rss_avlab_over_labrecorder']:.2f}×. "
-              f"Simulator: {u['simulator']['cpu_s']:.0f} CPU s.\n")
+        print(
+            f"\nRatios avlab/LabRecorder: CPU {rt['cpu_avlab_over_labrecorder']:.2f}×, "
+            f"peak RSS {rt['rss_avlab_over_labrecorder']:.2f}×. "
+            f"Simulator: {u['simulator']['cpu_s']:.0f} CPU s.\n"
+        )
         print("| stream | samples (avlab) | lost avlab | lost LabRecorder |")
         print("|---|---|---|---|")
         for name, v in r["per_stream"].items():
-            print(f"| {name} | {v['avlab_loss']['samples']} | {v['avlab_loss']['lost']} | "
-                  f"{v['labrecorder_loss']['lost']} |")
-        print("\n### B2 sync accuracy (|aligned − true|, ms)\n")
-        print("| stream | avlab median | avlab p99 | pyxdf median | pyxdf p99 |")
-        print("|---|---|---|---|---|")
+            print(
+                f"| {name} | {v['avlab_loss']['samples']} | {v['avlab_loss']['lost']} | "
+                f"{v['labrecorder_loss']['lost']} |"
+            )
+        print("\n### B2 sync accuracy (|aligned − true|, ms; median / p99)\n")
+        print(
+            "| stream | avlab record + avlab sync | LabRecorder + pyxdf | "
+            "LabRecorder file + avlab sync |"
+        )
+        print("|---|---|---|---|")
         for name, v in r["per_stream"].items():
-            a, p = v["avlab_error_ms"], v["pyxdf_error_ms"]
-            print(f"| {name} | {_fmt(a['median'], 4)} | {_fmt(a['p99'], 4)} | "
-                  f"{_fmt(p['median'], 4)} | {_fmt(p['p99'], 4)} |")
+            cells = [
+                _err(v.get(k))
+                for k in ("avlab_error_ms", "pyxdf_error_ms", "avlab_on_labrecorder_error_ms")
+            ]
+            print(f"| {name} | " + " | ".join(cells) + " |")
         print()
     b3 = root / "b3" / "results.json"
     if b3.exists():
         r = json.loads(b3.read_text())
         print(f"### B3 crash ({r['reps']} × kill -9)\n")
-        print(f"Opened as is: {r['opened_as_is']}/{r['reps']}; "
-              f"opened after `avlab recover`: {r['opened_after_recover']}/{r['reps']}.\n")
+        print(
+            f"Opened as is: {r['opened_as_is']}/{r['reps']}; "
+            f"opened after `avlab recover`: {r['opened_after_recover']}/{r['reps']}.\n"
+        )
         print("| stream | median s lost | max s lost |")
         print("|---|---|---|")
         for name, v in r["seconds_lost"].items():

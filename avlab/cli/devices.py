@@ -9,7 +9,6 @@ from rich.console import Console
 from rich.table import Table
 
 from avlab.cli import app
-from avlab.devices.lsl import list_devices
 
 __all__ = ["devices_command"]
 
@@ -20,6 +19,8 @@ def devices_command(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")] = False,
 ) -> None:
     """List LSL streams, local cameras and audio devices."""
+    from avlab.devices.lsl import list_devices
+
     report = list_devices(wait_s=wait)
     if as_json:
         typer.echo(report.model_dump_json(indent=2))

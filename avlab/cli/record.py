@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
@@ -13,8 +13,9 @@ from rich.live import Live
 from rich.table import Table
 
 from avlab.cli import app
-from avlab.record.recorder import StreamStatus, record
-from avlab.record.recover import recover
+
+if TYPE_CHECKING:  # library imports stay lazy: `avlab --help` and start-up stay cheap
+    from avlab.record.recorder import StreamStatus
 
 __all__ = ["record_command", "recover_command"]
 
@@ -82,6 +83,8 @@ def record_command(
     if live is not None:
         live.start()
     try:
+        from avlab.record.recorder import record
+
         summary = record(
             out_dir,
             streams=stream or None,
@@ -103,6 +106,8 @@ def recover_command(
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
 ) -> None:
     """Rewrite a crashed session's session.h5 as a clean file (status 'recovered')."""
+    from avlab.record.recover import recover
+
     report = recover(session)
     if as_json:
         typer.echo(json.dumps(report.model_dump(mode="json"), indent=2))

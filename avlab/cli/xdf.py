@@ -8,7 +8,6 @@ from typing import Annotated
 import typer
 
 from avlab.cli import app
-from avlab.record.xdf import import_xdf
 
 __all__ = ["import_xdf_command"]
 
@@ -24,5 +23,7 @@ def import_xdf_command(
     ] = False,
 ) -> None:
     """Convert an XDF file (LabRecorder) into an avlab session folder."""
+    from avlab.record.xdf import import_xdf
+
     folder = import_xdf(xdf_file, out_dir, overwrite=overwrite)
     typer.echo(str(folder))

@@ -99,6 +99,7 @@ class Session:
                 f"no session file at {h5_path}.",
                 hint="Pass a session folder written by `avlab record` (it holds session.h5).",
             )
+        _check_not_truncated(h5_path)
         swmr = False
         try:
             h5 = h5py.File(h5_path, "r")
@@ -263,9 +264,9 @@ class Session:
         ds = g[fmt.DATA]
         if info.is_string:
             raw = ds.asstr()[:n] if h5py.check_string_dtype(ds.dtype) else ds[:n]
-            data = np.asarray(raw, dtype=object).reshape(n, -1)
+            data = np.asarray(raw, dtype=object).reshape(n, info.channel_count)
         else:
-            data = np.asarray(ds[:n]).reshape(n, -1)
+            data = np.asarray(ds[:n]).reshape(n, info.channel_count)
         return data, stamps
 
     def aligned_times(self, name_or_type: str) -> AlignedTimes:
@@ -391,6 +392,28 @@ class Session:
             except ValueError:
                 logger.debug("%s line %d is not JSON; skipped", path, i)
         return entries
+
+
+def _check_not_truncated(path: Path) -> None:
+    """Refuse a file shorter than the end address its superblock records.
+
+    HDF5 can loop forever on the object headers of a truncated file, so this is
+    checked before h5py touches it (superblock versions 2 and 3, which
+    ``libver="latest"`` and SWMR writers use; older ones are left to HDF5).
+    """
+    with path.open("rb") as f:
+        head = f.read(48)
+    if len(head) < 36 or head[:8] != b"\x89HDF\r\n\x1a\n" or head[8] not in (2, 3):
+        return
+    if head[9] != 8:  # size of offsets
+        return
+    eof = int.from_bytes(head[28:36], "little")
+    size = path.stat().st_size
+    if size < eof:
+        raise SessionError(
+            f"{path} is truncated: {size} bytes on disk, {eof} recorded in its superblock.",
+            hint=f"Run `avlab recover {path.parent}` to repair it.",
+        )
 
 
 def _json_object(value: str) -> dict[str, Any]:

@@ -231,13 +231,17 @@ def print_summary(summary: SessionSummary, console: Console | None = None) -> No
     )
     streams = Table(title="streams")
     for c in ("stream", "type", "ch", "rate nom/eff (Hz)", "dur (s)", "samples", "lost", "gaps"):
-        streams.add_column(c, no_wrap=c == "stream", justify="left" if c[0] in "st" else "right")
+        streams.add_column(
+            c, no_wrap=c == "stream", justify="left" if c in ("stream", "type") else "right"
+        )
     clock = Table(title="clock sync")
     cols = ["stream", "method", "offsets", "median (s)", "drift (ppm)", "dejitter (ms)"]
     if summary.has_truth:
         cols.append("error med/p99 (ms)")
     for c in cols:
-        clock.add_column(c, no_wrap=c == "stream", justify="left" if c[0] in "sm" else "right")
+        clock.add_column(
+            c, no_wrap=c == "stream", justify="left" if c in ("stream", "method") else "right"
+        )
     for st in summary.streams:
         streams.add_row(
             st.name,
