@@ -102,8 +102,8 @@ class Recorder:
         *,
         participant: str = "",
         session: str = "",
-        poll_s: float = 0.2,
-        write_s: float = 0.6,
+        poll_s: float = 0.5,
+        write_s: float = 0.45,
         clock_interval_s: float = 2.0,
     ) -> None:
         self.poll_s = poll_s

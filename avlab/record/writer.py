@@ -198,10 +198,21 @@ def _append(ds: h5py.Dataset, rows: np.ndarray | list[Any]) -> None:
     n = len(rows)
     if n == 0:
         return
-    start = ds.shape[0]
     with _io_errors():
-        ds.resize(start + n, axis=0)
-        ds[start : start + n] = rows
+        if ds.dtype.kind == "O":  # variable-length strings: h5py's high-level path
+            start = ds.shape[0]
+            ds.resize(start + n, axis=0)
+            ds[start : start + n] = rows
+            return
+        # Numeric rows: h5py's low-level calls, about five times cheaper per append
+        # than resize + __setitem__ (this runs several times a second per stream).
+        arr = np.ascontiguousarray(rows, dtype=ds.dtype)
+        dsid = ds.id
+        start = dsid.shape[0]
+        dsid.set_extent((start + n, *arr.shape[1:]))
+        fspace = dsid.get_space()
+        fspace.select_hyperslab((start, *(0,) * (arr.ndim - 1)), arr.shape)
+        dsid.write(h5py.h5s.create_simple(arr.shape), fspace, arr)
 
 
 class SessionWriter:

@@ -226,8 +226,9 @@ class SimTruth(BaseModel):
             idx = np.arange(n)
             ref_stamp = clock.source_stamps(idx)
             ref_true = clock.true_times(idx)
-        order = np.argsort(ref_stamp, kind="stable")
-        ref_stamp, ref_true = ref_stamp[order], ref_true[order]
+        if np.any(ref_stamp[1:] < ref_stamp[:-1]):  # arrival jitter can reorder chunks
+            order = np.argsort(ref_stamp, kind="stable")
+            ref_stamp, ref_true = ref_stamp[order], ref_true[order]
         pos = np.clip(np.searchsorted(ref_stamp, stamps), 1, len(ref_stamp) - 1)
         left, right = ref_stamp[pos - 1], ref_stamp[pos]
         pick = np.where(np.abs(stamps - left) <= np.abs(right - stamps), pos - 1, pos)
