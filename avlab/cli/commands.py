@@ -1,6 +1,11 @@
-"""Imports every command module so that each registers on the app."""
+"""Imports every command module so that each registers on the app.
+
+``app`` is re-exported so that ``typer avlab.cli.commands utils docs`` (``make
+docs``) finds the fully registered application.
+"""
 
 from __future__ import annotations
 
-from avlab.cli import demo, devices, inspect, record, sim, xdf  # noqa: F401
-from avlab.cli import app  # noqa: F401  (re-exported for `typer avlab.cli.commands utils docs`)
+from avlab.cli import app, demo, devices, inspect, record, sim, xdf
+
+__all__ = ["app", "demo", "devices", "inspect", "record", "sim", "xdf"]
