@@ -89,6 +89,13 @@ def test_restart_and_stall_make_segments(tmp_path) -> None:
     cfg.camera.enabled = False
     with SimLab(cfg) as lab:
         got = _collect(lab, prefix, 4.0)
+        # wait until the EEG outlet has been re-created (its second segment is in
+        # the truth), so that resolving cannot return the old outlet's info
+        deadline = time.monotonic() + 10.0
+        while time.monotonic() < deadline:
+            if len(load_truth(tmp_path / "t.json").streams[prefix + "EEG"].segments) == 2:
+                break
+            time.sleep(0.1)
         # the restarted EEG outlet: same source_id, found again by it
         sid = [i for i in pylsl.resolve_byprop("name", prefix + "EEG", 1, 5.0)][0].source_id()
         infos = pylsl.resolve_byprop("source_id", sid, 1, 5.0)
