@@ -10,8 +10,10 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.avlab-installed
-# Debian packages the pipeline needs at this stage (command -> package).
-DEB_CMDS := unshare:util-linux ip:iproute2
+# Debian packages the pipeline needs at this stage: unshare (time namespaces of
+# the simulated "remote host"), ip/tc (network-namespace test), PortAudio (the
+# sounddevice backend that pupil-labs-realtime-api imports).
+DEB_PKGS := util-linux iproute2 libportaudio2
 # Keep liblsl on this machine's loopback for the demo, tests and benchmarks.
 export LSLAPICFG := $(CURDIR)/avlab/data/lsl/loopback.cfg
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
@@ -21,8 +23,8 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 setup: sysdeps $(STAMP)
 
 sysdeps:
-	@missing=""; for pair in $(DEB_CMDS); do cmd=$${pair%%:*}; pkg=$${pair##*:}; \
-	  command -v $$cmd >/dev/null 2>&1 || missing="$$missing $$pkg"; done; \
+	@missing=""; for pkg in $(DEB_PKGS); do \
+	  dpkg-query -W -f='$${Status}' $$pkg 2>/dev/null | grep -q "ok installed" || missing="$$missing $$pkg"; done; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ]; then echo "installing Debian packages:$$missing"; \
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \

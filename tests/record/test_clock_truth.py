@@ -10,12 +10,10 @@ import uuid
 import h5py
 import numpy as np
 import pylsl
-import pytest
 
 from avlab import _format as fmt
+from avlab.devices import timeecho
 from avlab.record import record
-
-timeecho = pytest.importorskip("avlab.devices.timeecho")
 
 DEVICE_OFFSET_S = 1000.0  # device clock = LSL clock + 1000 s
 
