@@ -213,6 +213,9 @@ def _num(x: float | None, spec: str) -> str:
     return "–" if x is None else format(x, spec)
 
 
+_METHOD_LABELS = {"lsl_time_correction": "LSL", "time_echo": "echo", "none": "–"}
+
+
 def print_summary(summary: SessionSummary, console: Console | None = None) -> None:
     """Print a summary as rich tables.
 
@@ -230,40 +233,43 @@ def print_summary(summary: SessionSummary, console: Console | None = None) -> No
         f"{mb:.1f} MB  created {summary.created or '?'}"
     )
     streams = Table(title="streams")
-    for c in ("stream", "type", "ch", "rate nom/eff (Hz)", "dur (s)", "samples", "lost", "gaps"):
+    cols = ("stream", "type", "ch", "nom. Hz", "eff. Hz", "dur s", "samples", "lost", "gaps")
+    for c in cols:
         streams.add_column(
-            c, no_wrap=c == "stream", justify="left" if c in ("stream", "type") else "right"
+            c, justify="left" if c in ("stream", "type") else "right", no_wrap=c == "stream"
         )
-    clock = Table(title="clock sync")
-    cols = ["stream", "method", "offsets", "median (s)", "drift (ppm)", "dejitter (ms)"]
+    clock = Table(title="clock sync (recorder time = source time + offset)")
+    cols = ["stream", "method", "n", "offset s", "drift ppm", "dejit. ms"]
     if summary.has_truth:
-        cols.append("error med/p99 (ms)")
+        cols += ["err. med ms", "err. p99 ms"]
     for c in cols:
         clock.add_column(
-            c, no_wrap=c == "stream", justify="left" if c in ("stream", "method") else "right"
+            c, justify="left" if c in ("stream", "method") else "right", no_wrap=c == "stream"
         )
     for st in summary.streams:
         streams.add_row(
             st.name,
             st.type,
             str(st.channels),
-            f"{st.nominal_srate:g} / {_num(st.effective_srate, '.4f')}",
+            f"{st.nominal_srate:g}",
+            _num(st.effective_srate, ".3f"),
             f"{st.duration_s:.1f}",
             str(st.samples),
             str(st.samples_lost),
             str(st.gaps),
         )
+        offset = st.clock.median_offset_s or 0.0
         row = [
             st.name,
-            st.clock.method,
+            _METHOD_LABELS.get(st.clock.method, st.clock.method),
             str(st.clock.n),
-            _num(st.clock.median_offset_s, ".6f"),
+            _num(st.clock.median_offset_s, ".4f" if abs(offset) < 1e4 else ".4e"),
             _num(st.clock.drift_ppm, ".2f"),
             _num(st.dejitter_residual_ms, ".3f"),
         ]
         if summary.has_truth:
             e = st.sync_error_ms
-            row.append("–" if e is None else f"{e.median:.4f} / {e.p99:.4f}")
+            row += ["–", "–"] if e is None else [f"{e.median:.4f}", f"{e.p99:.4f}"]
         clock.add_row(*row)
     console.print(streams)
     console.print(clock)
