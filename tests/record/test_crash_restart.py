@@ -53,7 +53,11 @@ def test_kill9_then_swmr_open_and_recover(tmp_path, uid, outlets, stream_cfg, av
     assert report.previous_status == "recording" and report.status == "recovered"
     by_key = {s.key: s for s in report.streams}
     assert by_key[f"{uid}E"].samples == n
-    assert by_key[f"{uid}M"].samples >= 30  # 10 markers/s for > 3 s
+    # markers (10/s): recorded, and at most the last second (+ one period) lost;
+    # how many depends on how fast the recorder started on a loaded machine
+    markers = by_key[f"{uid}M"]
+    assert markers.samples >= 10
+    assert t_kill - markers.last_time_stamp <= 1.1
     assert not (folder / "session.h5.crashed").exists()
     with h5py.File(h5, "r") as f:  # a plain open works now
         assert f.attrs["status"] == "recovered"
