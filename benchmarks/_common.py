@@ -67,10 +67,13 @@ def sample_indices(clock: StreamClock, true_times: np.ndarray) -> np.ndarray:
     return starts[seg] + np.round((true_times - t0[seg]) * clock.true_srate).astype(np.int64)
 
 
-def samples_lost(truth: SimTruth, stream: str, raw_stamps: np.ndarray) -> dict:
-    """Samples missing between the first and last recorded sample, from the truth."""
+def samples_lost(truth: SimTruth, stream: str, raw_stamps: np.ndarray, true: np.ndarray) -> dict:
+    """Samples missing between the first and last recorded sample, from the truth.
+
+    ``true`` is ``truth.match_samples(stream, raw_stamps)``, computed once by the
+    caller (it is also needed for the timing error).
+    """
     clock = truth.streams[stream]
-    true = truth.match_samples(stream, raw_stamps)
     unmatched = int(np.isnan(true).sum())
     true = true[~np.isnan(true)]
     if clock.nominal_srate == 0:
