@@ -10,10 +10,15 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.avlab-installed
-# Debian packages the pipeline needs at this stage: unshare (time namespaces of
-# the simulated "remote host"), ip/tc (network-namespace test), PortAudio (the
-# sounddevice backend that pupil-labs-realtime-api imports).
-DEB_PKGS := util-linux iproute2 libportaudio2
+# Debian packages the pipeline needs: unshare (time namespaces of the simulated
+# "remote host"), ip/tc (network-namespace test), PortAudio + ALSA's pulse plugin
+# (sounddevice, PsychoPy audio), Xvfb + PulseAudio (headless presenter: virtual
+# screen, null sound card), OpenGL/X libraries PsychoPy's pyglet window needs,
+# text-to-speech voices (espeak-ng, flite, festival) and ffmpeg/sox for stimuli.
+DEB_PKGS := util-linux iproute2 libportaudio2 libasound2-plugins xvfb xauth pulseaudio \
+  pulseaudio-utils libgl1 libglu1-mesa libegl1 libxkbcommon0 libxcb-cursor0 \
+  espeak-ng flite festival festival-freebsoft-utils festvox-kallpc16k festvox-kdlpc16k festvox-us-slt-hts \
+  sox libsndfile1 ffmpeg xdotool
 # Keep liblsl on this machine's loopback for the demo, tests and benchmarks.
 export LSLAPICFG := $(CURDIR)/avlab/data/lsl/loopback.cfg
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
@@ -27,7 +32,7 @@ sysdeps:
 	  dpkg-query -W -f='$${Status}' $$pkg 2>/dev/null | grep -q "ok installed" || missing="$$missing $$pkg"; done; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ]; then echo "installing Debian packages:$$missing"; \
-	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
 	  else echo "missing Debian packages:$$missing (run 'sudo apt-get install$$missing' or make as root)"; fi; \
 	fi
 

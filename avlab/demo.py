@@ -1,10 +1,17 @@
 """``avlab demo``: the whole pipeline on the built-in simulated lab.
 
-At this stage: start the simulated lab (in its own time namespace when the
-machine allows it, so that its clock is a "remote host's"), record 60 s of every
-stream, inspect the session and print the synchronization error against the
-simulator's ground truth. Every step runs the same ``avlab`` command a user
-would type, and prints it first.
+Part 1, the recorder: start the simulated lab (in its own time namespace when
+the machine allows it, so that its clock is a "remote host's"), record 60 s of
+every stream, inspect the session and print the synchronization error against
+the simulator's ground truth.
+
+Part 2, a participant session: validate the ``competing-talkers`` protocol,
+build its stimuli (speech synthesis, talker videos, loudness), and run two of
+its trials with ``avlab run --simulate``: the PsychoPy presenter in a private
+virtual screen with a null sound card, the simulated participant following
+its markers, every stream recorded; then inspect that session.
+
+Every step runs the same ``avlab`` command a user would type, and prints it first.
 """
 
 from __future__ import annotations
@@ -69,6 +76,7 @@ def run_demo(
     seed: int = 1,
     eeg_channels: int = 64,
     eeg_rate: float = 1000.0,
+    trials: int = 2,
 ) -> Path:
     """Run the demo pipeline and return the session folder.
 
@@ -84,11 +92,13 @@ def run_demo(
         Seed of the simulated lab.
     eeg_channels, eeg_rate : int, float
         Size of the simulated EEG (channels, Hz).
+    trials : int
+        Trials of the participant session (part 2).
 
     Returns
     -------
     session : Path
-        The recorded session folder.
+        The participant session folder (part 2).
     """
     use_loopback()
     out = Path(out)
@@ -151,6 +161,39 @@ def run_demo(
     ins_cmd = _avlab("inspect", str(session))
     _step("3. inspect the session (sync error against the simulator's truth)", ins_cmd)
     subprocess.run(ins_cmd, check=True)
+    run_session = _participant_session(out, host_offset_s=host_offset_s, trials=trials)
     console.rule("[bold green]demo done")
-    console.print(f"session: {session}", highlight=False)
+    console.print(f"recording: {session}\nparticipant session: {run_session}", highlight=False)
+    return run_session
+
+
+def _participant_session(out: Path, *, host_offset_s: float, trials: int) -> Path:
+    protocol = "competing-talkers"
+    stimuli = out / "stimuli" / protocol
+    runs = out / "runs"
+    shutil.rmtree(runs, ignore_errors=True)
+    runs.mkdir(parents=True)
+    steps = [
+        ("4. validate the protocol", _avlab("protocol", "validate", protocol)),
+        ("5. show the trial list of participant 01",
+         _avlab("protocol", "show", protocol, "--participant", "01", "--session", "01")),
+        ("6. build the stimuli (speech, talker videos, loudness)",
+         _avlab("stimuli", "build", protocol, "--out", str(stimuli))),
+        (f"7. run {trials} trials of participant 01 against the simulated lab (headless)",
+         _avlab("run", protocol, str(runs), "--participant", "01", "--session", "01",
+                "--simulate", "--headless", "--trials", str(trials), "--stimuli", str(stimuli),
+                "--host-offset", str(int(host_offset_s)), "--quiet")),
+    ]  # fmt: skip
+    for title, cmd in steps:
+        _step(title, cmd)
+        res = subprocess.run(cmd, check=False)
+        if res.returncode != 0:
+            raise AvlabError(
+                f"demo step '{title}' failed (exit code {res.returncode}).",
+                "Read the error above.",
+            )
+    session = _only_child(runs)
+    ins_cmd = _avlab("inspect", str(session))
+    _step("8. inspect the participant session", ins_cmd)
+    subprocess.run(ins_cmd, check=True)
     return session

@@ -6,6 +6,17 @@ docs``) finds the fully registered application.
 
 from __future__ import annotations
 
-from avlab.cli import app, demo, devices, inspect, record, sim, xdf
+from avlab.cli import app, demo, devices, inspect, protocol, record, run, sim, stimuli, xdf
 
-__all__ = ["app", "demo", "devices", "inspect", "record", "sim", "xdf"]
+__all__ = [
+    "app",
+    "demo",
+    "devices",
+    "inspect",
+    "protocol",
+    "record",
+    "run",
+    "sim",
+    "stimuli",
+    "xdf",
+]

@@ -20,8 +20,11 @@ def demo(
         int, typer.Option(help="Clock offset of the simulated remote host, s (0: none).")
     ] = 37,
     seed: Annotated[int, typer.Option(help="Seed of the simulated lab.")] = 1,
+    trials: Annotated[
+        int, typer.Option(min=1, help="Trials of the simulated participant session.")
+    ] = 2,
 ) -> None:
-    """Simulate a lab, record it, inspect it and score the sync against the truth."""
+    """Record the simulated lab, then run a simulated participant session; inspect both."""
     from avlab.demo import run_demo
 
-    run_demo(out, duration_s=duration, host_offset_s=host_offset, seed=seed)
+    run_demo(out, duration_s=duration, host_offset_s=host_offset, seed=seed, trials=trials)

@@ -93,6 +93,8 @@ class Recorder:
         Seconds between writes + flushes (the crash-loss bound; < 1).
     clock_interval_s : float
         Seconds between clock-offset measurements.
+    exist_ok : bool
+        Accept an existing session folder without a ``session.h5``.
     """
 
     def __init__(
@@ -105,6 +107,7 @@ class Recorder:
         poll_s: float = 0.5,
         write_s: float = 0.45,
         clock_interval_s: float = 2.0,
+        exist_ok: bool = False,
     ) -> None:
         self.poll_s = poll_s
         self.write_s = write_s
@@ -133,7 +136,9 @@ class Recorder:
             specs.append(spec)
             clock_sources.append(ClockSource(inlet, echo))
             self.readers.append(StreamReader(inlet, spec))
-        self.writer = SessionWriter(folder, specs, participant=participant, session=session)
+        self.writer = SessionWriter(
+            folder, specs, participant=participant, session=session, exist_ok=exist_ok
+        )
         self.log = self.writer.log
         self.clock = ClockCollector(
             clock_sources,

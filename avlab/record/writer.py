@@ -32,7 +32,7 @@ from avlab import _format as fmt
 from avlab._logging import logger
 from avlab.errors import OutputError
 
-__all__ = ["EventLog", "SessionWriter", "StreamSpec", "stream_key"]
+__all__ = ["mark_status", "EventLog", "SessionWriter", "StreamSpec", "stream_key"]
 
 #: Bytes kept free in the session folder so that the file can be closed and
 #: its status written after the disk fills up.
@@ -231,6 +231,9 @@ class SessionWriter:
     swmr : bool
         Switch to SWMR mode after creating the layout (the recorder); False
         writes a plain HDF5 file (the XDF importer).
+    exist_ok : bool
+        Accept an existing folder (``avlab run`` creates it first for the
+        presenter's files) as long as it holds no ``session.h5``.
 
     Attributes
     ----------
@@ -249,11 +252,14 @@ class SessionWriter:
         session: str = "",
         created_lsl: float | None = None,
         swmr: bool = True,
+        exist_ok: bool = False,
     ) -> None:
         folder = Path(folder)
         check_output_parent(folder.parent)
         try:
-            folder.mkdir(exist_ok=False)
+            if exist_ok and (folder / fmt.SESSION_FILE).exists():
+                raise FileExistsError(folder / fmt.SESSION_FILE)
+            folder.mkdir(exist_ok=exist_ok)
         except FileExistsError as exc:
             raise OutputError(
                 f"session folder {folder} already exists.",
@@ -424,6 +430,32 @@ class SessionWriter:
         self.log.close()
         _fsync_dir(self.folder)
         logger.info("wrote %s (status %s)", self.path, status)
+
+
+def mark_status(folder: Path, status: str, reason: str = "") -> None:
+    """Set the ``status`` root attribute of a closed session (e.g. ``incomplete``).
+
+    Parameters
+    ----------
+    folder : Path
+        Session folder.
+    status : str
+        One of the ``STATUS_*`` values of :mod:`avlab._format`.
+    reason : str
+        Why, stored as the ``status_reason`` attribute and in the log.
+    """
+    path = Path(folder) / fmt.SESSION_FILE
+    try:
+        with h5py.File(path, "r+", libver="latest") as f:
+            f.attrs["status"] = status
+            f.attrs["status_reason"] = reason
+    except OSError as exc:
+        raise OutputError(
+            f"cannot mark {path} as {status!r}: {exc}.", "Check that the file is writable."
+        ) from exc
+    log = EventLog(Path(folder) / fmt.LOG_FILE)
+    log.write("status", f"session marked {status!r}: {reason}")
+    log.close()
 
 
 def check_output_parent(parent: Path) -> None:

@@ -23,6 +23,7 @@ __all__ = [
     "FaultConfig",
     "GazeConfig",
     "MarkerConfig",
+    "ParadigmConfig",
     "SimConfig",
     "TrialConfig",
     "load_sim_config",
@@ -128,6 +129,17 @@ class FaultConfig(_Model):
     duration_s: float = Field(gt=0)
 
 
+class ParadigmConfig(_Model):
+    """Paradigm mode: the simulated participant follows a real presentation."""
+
+    marker_stream: str = Field(description="LSL name of the presenter's marker stream")
+    stimuli_dir: Path = Field(description="folder of the built stimuli (<stim_id>.wav)")
+    emit_delay_s: float = Field(
+        default=0.15, ge=0.05, le=1.0, description="streams lag true time by this much, s"
+    )
+    wait_s: float = Field(default=60.0, gt=0, description="wait for the marker stream, s")
+
+
 class SimConfig(_Model):
     """Everything the simulated lab needs; deterministic under ``seed``."""
 
@@ -146,6 +158,9 @@ class SimConfig(_Model):
     markers: MarkerConfig = Field(default_factory=MarkerConfig)
     trials: TrialConfig = Field(default_factory=TrialConfig)
     faults: list[FaultConfig] = Field(default_factory=list)
+    paradigm: ParadigmConfig | None = Field(
+        default=None, description="follow a presenter's markers instead of drawing trials"
+    )
     restart_wait_s: float = Field(
         default=10.0, ge=0, description="after a restart, wait up to this long for consumers"
     )

@@ -30,9 +30,10 @@ from avlab.sim.config import FaultConfig, SimConfig
 from avlab.sim.eeg import EEGModel
 from avlab.sim.gaze import GAZE_CHANNELS, GazeModel
 from avlab.sim.outlets import StreamSpec, make_info, source_id
+from avlab.sim.participant import MarkerListener, Paradigm, ParadigmGaze
 from avlab.sim.schedule import make_schedule
 from avlab.sim.speech import SpeechSynth
-from avlab.sim.truth import Segment, SimTruth, StreamClock, write_truth
+from avlab.sim.truth import AttentionSpan, Segment, SimTruth, StreamClock, write_truth
 
 __all__ = ["SimLab"]
 
@@ -90,7 +91,7 @@ class _Emitter(threading.Thread):
                     break
                 continue
             stamps = self._stamps(idx, true)
-            due = float(true[-1]) + lab.host_offset_s  # on this process's clock
+            due = float(true[-1]) + lab.host_offset_s + lab.emit_delay_s  # this process's clock
             if clock.stamping == "arrival":
                 due = max(due, float(stamps[-1]))
             wait = due - pylsl.local_clock()
@@ -177,15 +178,22 @@ class SimLab:
             path = Path(tempfile.gettempdir()) / f"avlab-sim-{self.run_id}" / "sim_truth.json"
         self.truth_path = Path(path).absolute()
         seed = config.seed
-        self.schedule = make_schedule(config.trials, seed=seed, duration_s=config.duration_s)
-        self.speech = SpeechSynth(
-            self.schedule,
-            seed=seed,
-            f0_hz=config.audio.f0_hz,
-            srate=config.audio.srate,
-            wavs=config.audio.talker_wavs,
-        )
+        self.paradigm: Paradigm | None = None
+        self.emit_delay_s = 0.0
         self.blinks = Blinks(seed=seed, rate_hz=config.gaze.blink_rate_hz)
+        if config.paradigm is not None:  # the participant follows a real presentation
+            self.paradigm = Paradigm(config.paradigm.stimuli_dir, srate=config.audio.srate)
+            self.emit_delay_s = config.paradigm.emit_delay_s
+            self.schedule = self.speech = self.paradigm  # type: ignore[assignment]
+        else:
+            self.schedule = make_schedule(config.trials, seed=seed, duration_s=config.duration_s)
+            self.speech = SpeechSynth(
+                self.schedule,
+                seed=seed,
+                f0_hz=config.audio.f0_hz,
+                srate=config.audio.srate,
+                wavs=config.audio.talker_wavs,
+            )
         self.eeg = (
             EEGModel(
                 config.eeg,
@@ -197,7 +205,11 @@ class SimLab:
             if config.eeg.enabled
             else None
         )
-        self.gaze = GazeModel(self.schedule, self.blinks, seed=seed)
+        self.gaze = (
+            ParadigmGaze(self.paradigm, self.blinks, seed=seed)
+            if self.paradigm is not None
+            else GazeModel(self.schedule, self.blinks, seed=seed)
+        )
         self.truth_lock = threading.Lock()
         self.stopping = threading.Event()
         self.t_start = 0.0
@@ -205,6 +217,7 @@ class SimLab:
         self.truth: SimTruth | None = None
         self.echo: TimeEchoServer | None = None
         self._workers: list[_Emitter | _MarkerEmitter] = []
+        self._listener: MarkerListener | None = None
         self._mic_rng = np.random.default_rng([seed, 0x31C])
         self._cpu0 = self._wall0 = 0.0
 
@@ -304,7 +317,7 @@ class SimLab:
                 return idx
 
             out.append((spec, clock, frames))
-        if cfg.markers.enabled:
+        if cfg.markers.enabled and self.paradigm is None:
             spec = StreamSpec(
                 kind="Markers", name=self.name("Markers"), type="Markers", srate=0.0,
                 fmt="string", channels=[("event", "json", "Marker")], sid=sid("Markers"),
@@ -350,7 +363,10 @@ class SimLab:
             )
             self.echo = TimeEchoServer(clk, g.echo_host, g.echo_port).start()
         streams = self._streams()
-        spans, markers = self.schedule.to_truth(self.t_start)
+        if self.paradigm is None:
+            spans, markers = self.schedule.to_truth(self.t_start)
+        else:
+            spans, markers = [], []
         lags, trf = (self.eeg.trf_lags, self.eeg.trf) if self.eeg else (np.zeros(0), np.zeros(0))
         gain = self.eeg.trf_gain if self.eeg else 0.0
         self.truth = SimTruth(
@@ -390,9 +406,38 @@ class SimLab:
                 faults = [f for f in cfg.faults if f.stream == spec.kind]
                 worker = _Emitter(self, spec, clock, gen, faults)
             self._workers.append(worker)
+        if self.paradigm is not None and cfg.paradigm is not None:
+            self._listener = MarkerListener(
+                cfg.paradigm.marker_stream,
+                self.paradigm,
+                to_lab_time=lambda t: t - self.host_offset_s - self.t_start,
+                stopping=self.stopping,
+                on_change=self._paradigm_truth,
+                wait_s=cfg.paradigm.wait_s,
+            )
+            self._listener.start()
         for w in self._workers:
             w.start()
         return self
+
+    def _paradigm_truth(self) -> None:
+        """Rewrite the attention spans in the truth file after a presenter marker."""
+        if self.paradigm is None or self.truth is None:
+            return
+        spans = self.paradigm.spans
+        with self.truth_lock:
+            self.truth.attention = [
+                AttentionSpan(
+                    t_start=self.t_start + s[0],
+                    t_end=self.t_start + (s[1] if np.isfinite(s[1]) else s[0]),
+                    talker=int(s[2]),
+                    trial=int(s[3]),
+                )
+                for s in spans
+                if np.isfinite(s[1])
+            ]
+            self.truth.extra["paradigm_markers"] = self.paradigm.n_markers
+            self.write_truth()
 
     def wait(self, timeout: float | None = None) -> bool:
         """Wait until every stream has finished (duration reached or stopped).
@@ -431,7 +476,10 @@ class SimLab:
         self.stopping.set()
         for w in self._workers:
             w.join(5.0)
+        if self._listener is not None:
+            self._listener.join(5.0)
         self._stop_echo()
+        self._paradigm_truth()
         if self.truth is None:
             return SimTruth(run_id=self.run_id, seed=self.config.seed)
         cpu = time.process_time() - self._cpu0
@@ -447,7 +495,7 @@ class SimLab:
             extra["cpu_percent"] = 100.0 * cpu / wall
             self.write_truth()
         logger.info("simulator stopped: %.1f s, CPU %.0f %%", wall, 100 * cpu / wall)
-        errors = [w.error for w in self._workers if w.error is not None]
+        errors = [w.error for w in [*self._workers, self._listener] if w and w.error is not None]
         if errors:
             raise RuntimeError(f"simulated stream failed: {errors[0]!r}") from errors[0]
         return self.truth
