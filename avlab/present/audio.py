@@ -7,7 +7,7 @@ with an interaural time difference (Woodworth's spherical head, radius
 8.75 cm) and a broadband level difference (up to 10 dB at 90 degrees);
 noise is diotic. A mix that would clip is scaled down as a whole (logged).
 
-**Playback backends.**
+**Playback backends** (details and measurements: docs/presenter.md).
 
 - ``sounddevice`` (PortAudio through ALSA; on Linux desktops usually ALSA's
   ``pulse`` plugin): a callback stream that outputs silence until the scheduled
@@ -16,16 +16,17 @@ noise is diotic. A mix that would clip is scaled down as a whole (logged).
   buffer holding the first sample plus its offset in that buffer, mapped to
   LSL time by pairing ``time.currentTime`` with ``pylsl.local_clock`` in the
   callback. Where PortAudio reports no DAC time (0), ``currentTime`` plus the
-  stream's output latency is used.
+  stream's output latency is used. Underruns are counted; one near an onset
+  marks that onset uncertain.
 - ``ptb`` (Psychtoolbox's PsychPortAudio): opened with ``channels=2``
   explicitly, which avoids PsychoPy's "Number of columns ... doesn't match"
-  with ALSA's 32-channel ``pulse`` device; its ``start(when=...)`` schedules
-  on the GetSecs clock (wall-clock seconds on Linux), mapped to LSL time. On
-  the PulseAudio plugin its engine opens but never starts playing (0 samples
-  out, so a blocking start hangs): here it raises a clear error after 1 s.
+  with ALSA's 32-channel ``pulse`` device; ``start(when=...)`` schedules on the
+  GetSecs clock (CLOCK_REALTIME on Linux), mapped to LSL time. On the
+  PulseAudio plugin its engine opens but never plays (0 samples out; latency
+  class 1 even hangs at open), so it is refused there with a clear error.
 - ``auto``: ``sounddevice`` when the output goes through PulseAudio (a
-  PulseAudio server is reachable or the device is ``pulse``/``default``),
-  ``ptb`` on a real ALSA hardware device.
+  PulseAudio server answers or the device is ``pulse``/``default``),
+  ``ptb`` otherwise (a real ALSA hardware device).
 """
 
 from __future__ import annotations
@@ -164,6 +165,7 @@ class AudioPlayer:
     device_name = ""
     latency_s = 0.0
     underflows = 0
+    onset_underflow = False  # an underrun near the last onset: its time is uncertain
 
     def play(self, buf: np.ndarray, when_lsl: float) -> None:
         """Schedule ``buf`` (n, 2) to start at LSL time ``when_lsl``."""
@@ -188,7 +190,7 @@ class AudioPlayer:
 class _SoundDevicePlayer(AudioPlayer):
     backend = "sounddevice"
 
-    def __init__(self, device: str | None, buffer_s: float = 0.05) -> None:
+    def __init__(self, device: str | None, buffer_s: float = 0.1) -> None:
         import sounddevice as sd
 
         dev: int | str | None = int(device) if device and device.isdigit() else device
@@ -261,6 +263,8 @@ class _SoundDevicePlayer(AudioPlayer):
                 del self._calls[:100]
             if getattr(status, "output_underflow", False):
                 self.underflows += 1
+                if self._onset_pa is not None and cur < self._onset_pa + 0.05:
+                    self.onset_underflow = True  # the device ran dry around the onset
             buf, target = self._buf, self._target_pa
             if buf is None or target is None:
                 return
@@ -285,6 +289,7 @@ class _SoundDevicePlayer(AudioPlayer):
         with self._lock:
             self._started.clear()
             self._onset_pa = None
+            self.onset_underflow = False
             self._pos = 0
             self._buf = np.ascontiguousarray(buf, dtype=np.float32)
             self._target_pa = when_lsl - off
@@ -325,6 +330,13 @@ class _PTBPlayer(AudioPlayer):
         from avlab.present.markers import ClockMap
 
         self._ptb = ptb
+        if _pulse_reachable() and (device is None or device in ("pulse", "default")):
+            raise AvlabError(
+                "Psychtoolbox audio does not play through PulseAudio's ALSA plugin "
+                "(its stream opens but outputs 0 samples).",
+                "Use --audio-backend sounddevice (or auto), or stop PulseAudio and give "
+                "an ALSA hardware device with --audio-device.",
+            )
         dev_id = None
         for d in audio.get_devices():
             name = str(d.get("DeviceName", ""))
@@ -374,7 +386,7 @@ class _PTBPlayer(AudioPlayer):
         self.stream.close()
 
 
-def open_player(backend: str, device: str | None, *, buffer_s: float = 0.05) -> AudioPlayer:
+def open_player(backend: str, device: str | None, *, buffer_s: float = 0.1) -> AudioPlayer:
     """Open the audio output (see the module docstring for the backends).
 
     Parameters

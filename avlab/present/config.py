@@ -51,8 +51,9 @@ class PresenterConfig(BaseModel):
         than the output buffer plus a callback period (else the onset is late,
         still reported at its true time).
     audio_buffer_s : float
-        Output buffer asked of the sound card (sounddevice backend), s; 0.02
-        underruns on PulseAudio with 2 busy cores, 0.05 did not.
+        Output buffer asked of the sound card (sounddevice backend), s. On
+        PulseAudio with 2 busy cores 0.02 underran often and 0.05 now and
+        then (an underrun shifts the rest of the sound: counted per trial).
     responder : {"keyboard", "auto"}
         ``auto``: a simulated participant answers (``accuracy``, ``seed``).
     accuracy : float
@@ -68,6 +69,10 @@ class PresenterConfig(BaseModel):
         Print a ``ready`` JSON line and wait for ``go`` on stdin before the first trial.
     photodiode : bool
         Draw a photodiode patch (top centre) that is white on every marked flip.
+    rush : bool
+        Run the drawing thread at real-time priority (PsychoPy ``core.rush``:
+        SCHED_RR on Linux; needs root, CAP_SYS_NICE or an rtprio limit, else
+        logged and ignored).
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -83,8 +88,8 @@ class PresenterConfig(BaseModel):
     refresh_hz: float = Field(default=60.0, gt=0)
     audio_backend: Literal["auto", "ptb", "sounddevice"] = "auto"
     audio_device: str | None = None
-    audio_latency_s: float = Field(default=0.15, ge=0.02, le=1.0)
-    audio_buffer_s: float = Field(default=0.05, ge=0.005, le=0.5)
+    audio_latency_s: float = Field(default=0.25, ge=0.02, le=1.0)
+    audio_buffer_s: float = Field(default=0.1, ge=0.005, le=0.5)
     responder: Literal["keyboard", "auto"] = "keyboard"
     accuracy: float = Field(default=0.8, ge=0.0, le=1.0)
     rt_median_s: float = Field(default=1.2, gt=0.05, le=10.0)
@@ -93,6 +98,7 @@ class PresenterConfig(BaseModel):
     trials: list[int] | None = None
     handshake: bool = False
     photodiode: bool = True
+    rush: bool = True
 
 
 class PresentResult(BaseModel):

@@ -10,8 +10,8 @@ so a crash loses nothing already run.
 
 from __future__ import annotations
 
-import hashlib
 import json
+import math
 import os
 import queue
 import signal
@@ -25,10 +25,18 @@ from typing import IO
 import numpy as np
 import pylsl
 import soundfile as sf
+from scipy.signal import resample_poly
 
 from avlab._logging import logger
-from avlab.errors import AvlabError
-from avlab.present.audio import SRATE, open_player, spatialize, tone, trial_mix
+from avlab.errors import AvlabError, OutputError, SessionError
+from avlab.present.audio import (
+    SRATE,
+    AudioPlayer,
+    open_player,
+    spatialize,
+    tone,
+    trial_mix,
+)
 from avlab.present.config import (
     EXIT_ABORTED,
     EXIT_COMPLETE,
@@ -39,6 +47,7 @@ from avlab.present.config import (
 from avlab.present.markers import MarkerOutlet
 from avlab.present.responder import AutoResponder, Response
 from avlab.present.stage import Stage, VideoReader
+from avlab.present.stimuli import load_stimuli, sha256_file
 from avlab.protocol.plan import SessionPlan, TrialPlan
 
 __all__ = ["Presenter", "present_session"]
@@ -76,19 +85,33 @@ class Presenter:
 
     def __init__(self, cfg: PresenterConfig) -> None:
         self.cfg = cfg
-        self.plan = SessionPlan.model_validate_json(Path(cfg.plan_file).read_text())
-        self.out = Path(cfg.out_dir)
-        self.out.mkdir(parents=True, exist_ok=True)
-        self.log = _Jsonl(self.out / "presenter.jsonl")
-        self.trials_out = _Jsonl(self.out / "trials.jsonl")
-        self.stim_log = _Jsonl(self.out / "stimulus_log.jsonl")
-        self.abort_reason: str | None = None
+        self.plan = _load_plan(Path(cfg.plan_file))
         self.texts = {s.stim_id: s.text for s in self.plan.stimuli}
-        self._stimuli = self._load_stimuli()
-        self.stage = Stage(cfg.size, fullscreen=cfg.fullscreen, screen=cfg.screen,
-                           refresh_hz=cfg.refresh_hz, photodiode=cfg.photodiode)  # fmt: skip
-        self.player = open_player(cfg.audio_backend, cfg.audio_device, buffer_s=cfg.audio_buffer_s)
-        self.markers = MarkerOutlet(cfg.marker_name, cfg.source_id)
+        self._stimuli = load_stimuli(Path(cfg.stimuli_dir))
+        self.abort_reason: str | None = None
+        self.out = Path(cfg.out_dir)
+        try:
+            self.out.mkdir(parents=True, exist_ok=True)
+            self.log = _Jsonl(self.out / "presenter.jsonl")
+            self.trials_out = _Jsonl(self.out / "trials.jsonl")
+            self.stim_log = _Jsonl(self.out / "stimulus_log.jsonl")
+        except OSError as exc:
+            raise OutputError(
+                f"cannot write the presenter's files in {self.out}: {exc}.",
+                "Check that the folder is writable and the disk not full.",
+            ) from exc
+        self.stage: Stage | None = None
+        self.player: AudioPlayer | None = None
+        try:
+            self.stage = Stage(cfg.size, fullscreen=cfg.fullscreen, screen=cfg.screen,
+                               refresh_hz=cfg.refresh_hz, photodiode=cfg.photodiode,
+                               rush=cfg.rush)  # fmt: skip
+            self.player = open_player(cfg.audio_backend, cfg.audio_device,
+                                      buffer_s=cfg.audio_buffer_s)  # fmt: skip
+            self.markers = MarkerOutlet(cfg.marker_name, cfg.source_id)
+        except BaseException:
+            self.close()
+            raise
         self.auto = (
             AutoResponder(cfg.accuracy, cfg.seed, cfg.rt_median_s, cfg.rt_sigma)
             if cfg.responder == "auto"
@@ -101,21 +124,12 @@ class Presenter:
             paced=self.stage.pace, refresh_hz=self.stage.refresh_hz,
             audio_backend=self.player.backend, audio_device=self.player.device_name,
             audio_latency_s=self.player.latency_s, psychopy_clock=self.stage.clock_source,
+            realtime_priority=self.stage.rushed,
             clock_offset_s=self.stage.clock.offset_s,
             clock_uncertainty_s=self.stage.clock.uncertainty_s,
         )  # fmt: skip
 
     # -- set-up ----------------------------------------------------------------------
-    def _load_stimuli(self) -> object:
-        try:
-            from avlab.stimuli import StimulusSet
-
-            return StimulusSet.load(self.cfg.stimuli_dir, verify=False)
-        except AvlabError:
-            raise
-        except Exception as exc:  # noqa: BLE001
-            raise AvlabError(f"cannot read the stimuli in {self.cfg.stimuli_dir}: {exc}.") from exc
-
     def _event(self, what: str, **fields: object) -> None:
         self.log.write({"t_lsl": pylsl.local_clock(), "event": what, **fields})
 
@@ -150,27 +164,33 @@ class Presenter:
     ) -> tuple[str, float]:
         """Flip until one of ``keys`` is pressed (or ``clickable[i]`` clicked: ``keys[i]``).
 
-        Key times are the keyboard events' own times; a click's time is the
-        first flip after it was seen (mouse buttons are polled once per frame).
+        Key times are the keyboard events' own times; a click's time is when
+        its press event was handled (events are handled at every flip).
         """
         t0 = None
         self.stage.keys()  # drop earlier presses
-        mouse = self.stage.mouse() if clickable else None
-        while True:
-            draw()
-            t = self._flip()
-            t0 = t0 or t
-            got = self.stage.keys(keys + ["escape"])
-            for k, tk in got:
-                if k == "escape":
-                    self.abort_reason = "escape"
-                    raise _Abort("escape")
-                return k, tk
-            for k, box in zip(keys, clickable or [], strict=False):
-                if mouse is not None and mouse.isPressedIn(box, buttons=[0]):
-                    return k, t
-            if auto_after is not None and t - t0 >= auto_after:
-                return keys[0], t
+        self.stage.clicks()
+        self.stage.show_pointer(bool(clickable))
+        try:
+            while True:
+                draw()
+                t = self._flip()
+                t0 = t0 or t
+                got = self.stage.keys(keys + ["escape"])
+                for k, tk in got:
+                    if k == "escape":
+                        self.abort_reason = "escape"
+                        raise _Abort("escape")
+                    return k, tk
+                for tc, (x, y) in self.stage.clicks():
+                    for k, box in zip(keys, clickable or [], strict=False):
+                        bx, by = box.pos
+                        if abs(x - bx) <= box.width / 2 and abs(y - by) <= box.height / 2:
+                            return k, tc
+                if auto_after is not None and t - t0 >= auto_after:
+                    return keys[0], t
+        finally:
+            self.stage.show_pointer(False)
 
     def _screen(self, text: str, event: str, trial: int) -> None:
         def draw() -> None:
@@ -186,18 +206,26 @@ class Presenter:
 
     # -- one trial -------------------------------------------------------------------------
     def _audio(self, stim_id: str) -> np.ndarray:
-        st = self._stimuli.get(stim_id)  # type: ignore[attr-defined]
+        try:
+            st = self._stimuli.get(stim_id)
+        except KeyError as exc:
+            raise SessionError(
+                f"stimulus {stim_id!r} is not in {self.cfg.stimuli_dir}.",
+                "Build the stimuli for this protocol: avlab stimuli build PROTOCOL.",
+            ) from exc
         data, fs = sf.read(st.wav, dtype="float64", always_2d=True)
-        if fs != SRATE:
-            raise AvlabError(f"stimulus {st.wav} is {fs} Hz, not {SRATE}.", "Rebuild the stimuli.")
-        return data.mean(axis=1)
+        mono = data.mean(axis=1)
+        if fs != SRATE:  # plain files may come at any rate
+            g = math.gcd(int(fs), SRATE)
+            mono = resample_poly(mono, SRATE // g, int(fs) // g)
+        return mono
 
     def _prepare(self, trial: TrialPlan) -> tuple[np.ndarray, list, list]:
         talkers, faces, readers = [], [], []
         self._played: list[dict] = []
         for tp in trial.talkers:
             audio = self._audio(tp.stim_id)
-            st = self._stimuli.get(tp.stim_id)  # type: ignore[attr-defined]
+            st = self._stimuli.get(tp.stim_id)
             self._played.append({
                 "trial": trial.index, "stim_id": tp.stim_id, "file": str(st.wav),
                 "sha256": st.sha256, "video": str(st.video) if st.video and tp.video else None,
@@ -215,11 +243,11 @@ class Presenter:
         noise = None
         if trial.noise is not None:
             kind = trial.noise.stim_id if trial.noise.kind == "file" else trial.noise.kind
-            noise_file = self._stimuli.noise(kind)  # type: ignore[attr-defined]
+            noise_file = self._stimuli.noise(kind)
             nd, _ = sf.read(noise_file, dtype="float64", always_2d=True)
             self._played.append({
                 "trial": trial.index, "stim_id": f"noise-{kind}", "file": str(noise_file),
-                "sha256": _sha256(noise_file), "video": None, "offset_s": 0.0,
+                "sha256": sha256_file(noise_file), "video": None, "offset_s": 0.0,
                 "gain_db": -trial.noise.snr_db, "azimuth_deg": None,
             })  # fmt: skip
             start = int(np.random.default_rng([self.cfg.seed, trial.index]).integers(
@@ -232,12 +260,25 @@ class Presenter:
             self._event("mix_scaled", trial=trial.index, gain_db=gain)
         return mix, faces, readers
 
-    def _draw_faces(self, faces: list, readers: list, frame: int | None) -> None:
-        for face, reader in zip(faces, readers, strict=True):
+    def _draw_faces(
+        self, faces: list, readers: list, t_rel: float | None, onsets: list[float] | None = None
+    ) -> None:
+        """Draw the faces, on their video frame for ``t_rel`` when given.
+
+        ``t_rel`` is the coming flip's time after the audio onset, s; each video
+        shows frame ``floor((t_rel - talker onset) * fps)`` (0 before it). A
+        texture is uploaded only when its frame index changes (a 25 fps video on
+        a 60 Hz display: 25 uploads per second, not 60).
+        """
+        for k, (face, reader) in enumerate(zip(faces, readers, strict=True)):
             if face is None:
                 continue
-            if reader is not None and frame is not None:
-                face.image = reader.frame(frame)
+            if reader is not None and t_rel is not None:
+                start = onsets[k] if onsets else 0.0
+                index = max(int(np.floor((t_rel - start) * reader.fps)), 0)
+                if self._shown.get(k) != index:
+                    face.image = reader.frame(index)
+                    self._shown[k] = index
             face.draw()
 
     def _cue(self, trial: TrialPlan, faces: list) -> dict:
@@ -296,7 +337,8 @@ class Presenter:
             self._event("clock_shift", trial=trial.index, shift_s=shift)
         under0, drop0 = self.player.underflows, self.stage.win.nDroppedFrames
         mix, faces, readers = self._prepare(trial)
-        self._draw_faces(faces, readers, 0)
+        self._shown: dict[int, int] = {}
+        self._draw_faces(faces, readers, 0.0)
         self._flip()
         if trial.cue is not None and trial.attended is not None:
             rec |= self._cue(trial, faces)
@@ -307,6 +349,10 @@ class Presenter:
         rec["dropped_frames"] = n_drop
         rec["psychopy_dropped_frames"] = int(self.stage.win.nDroppedFrames - drop0)
         rec["audio_underflows"] = int(self.player.underflows - under0)
+        rec["audio_onset_uncertain"] = bool(self.player.onset_underflow)
+        if rec["audio_underflows"]:
+            self._event("audio_underflow", trial=trial.index, n=rec["audio_underflows"],
+                        near_onset=rec["audio_onset_uncertain"])  # fmt: skip
         self.n_dropped += n_drop
         rec["frame_interval_ms"] = {
             "median": float(np.median(intervals) * 1e3) if intervals else None,
@@ -324,7 +370,6 @@ class Presenter:
                  rec: dict) -> tuple[int, list[float]]:  # fmt: skip
         when = self.stage.next_flip_after(pylsl.local_clock() + self.cfg.audio_latency_s)
         self.player.play(mix, when)
-        fps = next((r.fps for r in readers if r is not None), 25.0)
         dur = mix.shape[0] / SRATE
         onset = None
         switched = trial.switch is None
@@ -334,8 +379,8 @@ class Presenter:
         prev = self.stage.last_flip_lsl
         while True:
             ref = onset if onset is not None else when
-            frame = int(np.floor((self.stage.next_flip_after(pylsl.local_clock()) - ref) * fps))
-            self._draw_faces(faces, readers, max(frame, 0))
+            t_rel = self.stage.next_flip_after(pylsl.local_clock()) - ref
+            self._draw_faces(faces, readers, t_rel, [tp.onset_s for tp in trial.talkers])
             if trial.kind == "conversation" and getattr(trial, "prompt", ""):
                 self.stage.text.text = trial.prompt  # type: ignore[attr-defined]
                 self.stage.text.draw()
@@ -559,20 +604,31 @@ class Presenter:
         )  # fmt: skip
 
     def close(self) -> None:
-        """Close the audio, the window and the files."""
-        time.sleep(0.2)  # the last markers reach their consumers
-        self.player.close()
-        self.stage.close()
+        """Close the audio, the window and the files (whatever was opened)."""
+        if getattr(self, "markers", None) is not None:
+            time.sleep(0.2)  # the last markers reach their consumers
+        if self.player is not None:
+            self.player.close()
+        if self.stage is not None:
+            self.stage.close()
         for f in (self.log, self.trials_out, self.stim_log):
             f.close()
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
+def _load_plan(path: Path) -> SessionPlan:
+    try:
+        return SessionPlan.model_validate_json(path.read_bytes())
+    except OSError as exc:
+        raise AvlabError(
+            f"cannot read the session plan {path}: {exc.strerror}.",
+            "Give plan_file as the plan.json that `avlab run` writes.",
+        ) from exc
+    except ValueError as exc:  # pydantic's ValidationError is a ValueError
+        first = " ".join(str(exc).split())[:300]
+        raise AvlabError(
+            f"{path} is not a valid session plan: {first}",
+            "Write it with SessionPlan.model_dump_json().",
+        ) from exc
 
 
 def _words_right(typed: str, text: str) -> bool:
@@ -604,13 +660,14 @@ def present_session(
         Its ``exit_code`` is 0 (complete), 10 (Esc) or 11 (SIGTERM/SIGINT).
     """
     pres = Presenter(cfg)
+    previous = {}
     if threading.current_thread() is threading.main_thread():
 
         def on_signal(*_: object) -> None:
             pres.abort_reason = "signal"
 
-        signal.signal(signal.SIGTERM, on_signal)
-        signal.signal(signal.SIGINT, on_signal)
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            previous[sig] = signal.signal(sig, on_signal)
     try:
         if cfg.handshake if announce is None else announce:
             sys.stdout.write(json.dumps(pres.ready_message()) + "\n")
@@ -622,4 +679,6 @@ def present_session(
         return pres.run()
     finally:
         pres.close()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
         logger.info("presenter closed")

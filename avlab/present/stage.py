@@ -13,6 +13,7 @@ paces itself to ``refresh_hz``.
 
 from __future__ import annotations
 
+import threading
 import time
 from pathlib import Path
 
@@ -49,44 +50,88 @@ def _clock_source() -> str:
 
 
 class VideoReader:
-    """Sequential frames of an MP4 (OpenCV), any frame index on request.
+    """Frames of an MP4, decoded (OpenCV) and converted ahead in a thread.
+
+    Playback asks for increasing frame indices; a thread decodes up to
+    ``prefetch`` frames ahead of the oldest one still wanted, so the drawing
+    thread only uploads textures (decoding and converting a 360 x 360 frame
+    takes ~3.5 ms here, which at 60 Hz with two talkers made frames late).
 
     Parameters
     ----------
     path : Path
+    prefetch : int
+        Frames decoded ahead.
     """
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, prefetch: int = 12) -> None:
         import cv2
 
-        self._cv2 = cv2
         self.path = Path(path)
         self.cap = cv2.VideoCapture(str(path))
         if not self.cap.isOpened():
             raise AvlabError(f"cannot open talker video {path}.", "Rebuild the stimuli.")
         self.fps = float(self.cap.get(cv2.CAP_PROP_FPS)) or 25.0
-        self.n_frames = int(self.cap.get(cv2.CAP_PROP_FRAME_COUNT))
-        self._index = -1
-        self._frame: np.ndarray | None = None
+        self.n_frames = max(int(self.cap.get(cv2.CAP_PROP_FRAME_COUNT)), 1)
+        self._prefetch = prefetch
+        self._frames: dict[int, np.ndarray] = {}
+        self._want = 0  # oldest index still wanted
+        self._next = 0  # next index the thread decodes
+        self._end: int | None = None  # frames actually decodable (set at the end)
+        self._stop = False
+        self._cond = threading.Condition()
+        self._thread = threading.Thread(target=self._decode, daemon=True, name="video")
+        self._thread.start()
         self.first = self.frame(0)
 
-    def frame(self, index: int) -> np.ndarray:
-        """Return frame ``index`` (clipped to the video) as a PsychoPy RGB array."""
-        index = int(np.clip(index, 0, max(self.n_frames - 1, 0)))
-        if index < self._index:
-            self.cap.set(self._cv2.CAP_PROP_POS_FRAMES, index)
-            self._index = index - 1
-        while self._index < index:
+    def _decode(self) -> None:
+        while True:
+            with self._cond:
+                while not self._stop and self._next - self._want >= self._prefetch:
+                    self._cond.wait()
+                if self._stop:
+                    return
+                index = self._next
             ok, bgr = self.cap.read()
-            if not ok:
-                break
-            self._index += 1
-            self._frame = bgr
-        assert self._frame is not None
-        return _to_psychopy(self._frame[:, :, ::-1])
+            img = _to_psychopy(bgr[:, :, ::-1]) if ok else None
+            with self._cond:
+                if img is None:
+                    self._end = index
+                    self._cond.notify_all()
+                    return
+                self._frames[index] = img
+                self._next = index + 1
+                self._cond.notify_all()
+
+    def frame(self, index: int) -> np.ndarray:
+        """Return frame ``index`` as a PsychoPy RGB array, shape (h, w, 3), in [-1, 1].
+
+        Indices past the end give the last frame; an index older than the
+        frames kept gives the oldest kept (playback only moves forward).
+        """
+        index = int(np.clip(index, 0, self.n_frames - 1))
+        with self._cond:
+            index = max(index, self._want)
+            self._want = index  # lets the thread decode up to index + prefetch
+            self._cond.notify_all()
+            while index not in self._frames:
+                if self._end is not None and index >= self._end:
+                    index = max(self._end - 1, self._want)
+                    if index in self._frames or self._end == 0:
+                        break
+                self._cond.wait(1.0)
+            if index not in self._frames:
+                raise AvlabError(f"talker video {self.path} has no frames.", "Rebuild the stimuli.")
+            for k in [k for k in self._frames if k < index]:
+                del self._frames[k]
+            return self._frames[index]
 
     def close(self) -> None:
-        """Release the decoder."""
+        """Stop decoding and release the decoder."""
+        with self._cond:
+            self._stop = True
+            self._cond.notify_all()
+        self._thread.join(5.0)
         self.cap.release()
 
 
@@ -103,6 +148,8 @@ class Stage:
         Pace to this rate when the display flips without vertical blanking.
     photodiode : bool
         Draw the photodiode patch.
+    rush : bool
+        Ask for real-time scheduling of the drawing thread (PsychoPy ``core.rush``).
     """
 
     def __init__(
@@ -113,6 +160,7 @@ class Stage:
         screen: int,
         refresh_hz: float,
         photodiode: bool,
+        rush: bool = True,
     ) -> None:
         from psychopy import core, event, logging, visual
 
@@ -129,6 +177,9 @@ class Stage:
                 "Check DISPLAY (or run with --headless).",
             ) from exc
         self.win.mouseVisible = False
+        # real-time (SCHED_RR) priority for the drawing thread, as PsychoPy's rush();
+        # needs root or CAP_SYS_NICE / an rtprio limit (docs/presenter.md)
+        self.rushed = bool(core.rush(True)) if rush else False
         measured = self.win.getActualFrameRate(nIdentical=10, nMaxFrames=120, nWarmUpFrames=10)
         self.measured_hz = float(measured) if measured else None
         self.pace = self.measured_hz is None or self.measured_hz > 1.5 * refresh_hz
@@ -138,6 +189,10 @@ class Stage:
         self.win.recordFrameIntervals = True
         self.clock = ClockMap(core.getTime)
         self.clock_source = _clock_source()
+        self._swap_lsl: float | None = None
+        self._hook_swap()
+        self._clicks: list[tuple[float, tuple[float, float]]] = []
+        self.win.winHandle.push_handlers(on_mouse_press=self._on_mouse_press)
         self.aspect = self.win.size[0] / self.win.size[1]
         self._photodiode = (
             visual.Rect(self.win, width=_PHOTODIODE[2], height=_PHOTODIODE[2],
@@ -156,6 +211,34 @@ class Stage:
         self.last_flip_lsl = self.flip()
         logger.info("window %s px, measured %s Hz, paced: %s", self.win.size,
                     self.measured_hz, self.pace)  # fmt: skip
+
+    def _hook_swap(self) -> None:
+        """Stamp the buffer swap itself (virtual displays without vertical blanking).
+
+        With vertical blanking, PsychoPy's flip time (after ``glFinish``, which
+        waits for the swap at the blank) is the time the picture appears. A
+        virtual display (Xvfb) has no blank: the X server copies the picture
+        into its framebuffer when it handles the swap request, and PsychoPy's
+        ``glFinish`` then also waits for the next frame's buffer clear, a few
+        ms on a software renderer. So when pacing, the swap is followed by an
+        ``XSync`` (a round trip: the server has drawn the picture when it
+        returns) and stamped right there.
+        """
+        handle = getattr(self.win, "winHandle", None)
+        display = getattr(handle, "_x_display", None)
+        if handle is None or display is None or not self.pace:
+            return
+        import pylsl
+        from pyglet.libs.x11 import xlib
+
+        swap = handle.flip
+
+        def swap_and_stamp() -> None:
+            swap()
+            xlib.XSync(display, False)
+            self._swap_lsl = pylsl.local_clock()
+
+        handle.flip = swap_and_stamp
 
     def _make_tags(self) -> list:
         from avlab.devices.screen import TagLayout, tag_image
@@ -204,8 +287,9 @@ class Stage:
             wait = self._grid0 + k * self.period - now
             if wait > 0:
                 time.sleep(wait)
+        self._swap_lsl = None
         t = self.win.flip(clearBuffer=clear)
-        self.last_flip_lsl = self.clock.to_lsl(t)
+        self.last_flip_lsl = self._swap_lsl or self.clock.to_lsl(t)
         if not hasattr(self, "_grid0"):
             self._grid0 = self.last_flip_lsl
         return self.last_flip_lsl
@@ -249,10 +333,29 @@ class Stage:
             out.append((text, box))
         return out
 
-    def mouse(self) -> object:
-        """Return a PsychoPy mouse of this window (pointer shown while it lives)."""
-        self.win.mouseVisible = True
-        return self.event.Mouse(win=self.win, visible=True)
+    def show_pointer(self, visible: bool) -> None:
+        """Show or hide the mouse pointer."""
+        self.win.mouseVisible = visible
+
+    def _on_mouse_press(self, x: int, y: int, button: int, modifiers: int) -> None:
+        import pylsl
+
+        if button & 1:  # left
+            w, h = self.win.size
+            self._clicks.append((pylsl.local_clock(), ((x - w / 2) / h, (y - h / 2) / h)))
+
+    def clicks(self) -> list[tuple[float, tuple[float, float]]]:
+        """Return the left clicks since the last call.
+
+        Returns
+        -------
+        clicks : list of (t_lsl, (x, y))
+            LSL time at which the press event was handled (events are handled
+            at every flip, so up to one frame after the press) and the
+            position in height units.
+        """
+        out, self._clicks = self._clicks, []
+        return out
 
     def keys(self, keys: list[str] | None = None) -> list[tuple[str, float]]:
         """Return the keys pressed since the last call, with their LSL times."""
@@ -264,5 +367,7 @@ class Stage:
         return t + (self.core.getTime() - self.core.monotonicClock.getTime())
 
     def close(self) -> None:
-        """Close the window."""
+        """Close the window (and drop real-time priority)."""
+        if self.rushed:
+            self.core.rush(False)
         self.win.close()

@@ -195,6 +195,8 @@ def _presenter_config(
         seed=accuracy_seed,
         trials=todo,
         handshake=True,
+        # real-time priority in a lab; not when the simulated lab shares the machine's cores
+        rush=not opts.simulate,
     )
     path = folder / "presenter_config.json"
     path.write_text(cfg.model_dump_json(indent=1))

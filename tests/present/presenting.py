@@ -122,7 +122,12 @@ def start_presenter(tmp: Path, av: VirtualAV, stim: Path, plan: SessionPlan, **k
 
 def finish(proc: subprocess.Popen, timeout: float = 60.0) -> int:
     """Wait for the presenter and close its pipes; return the exit code."""
-    rc = proc.wait(timeout)
+    try:
+        rc = proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(10)
+        raise
     for pipe in (proc.stdin, proc.stdout):
         if pipe is not None:
             pipe.close()
