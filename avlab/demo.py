@@ -20,6 +20,7 @@ import shutil
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from rich.console import Console
@@ -29,9 +30,25 @@ from avlab._logging import logger
 from avlab.errors import AvlabError, OutputError
 from avlab.lslconfig import use_loopback
 
-__all__ = ["run_demo", "time_namespaces_available"]
+__all__ = ["DemoResult", "run_demo", "time_namespaces_available"]
 
 console = Console(stderr=True)
+
+
+@dataclass(frozen=True)
+class DemoResult:
+    """The demo's two session folders.
+
+    Attributes
+    ----------
+    recording : Path
+        Part 1: the plain recording of the simulated lab.
+    participant_session : Path | None
+        Part 2: the simulated participant session (None with ``trials=0``).
+    """
+
+    recording: Path
+    participant_session: Path | None
 
 
 def time_namespaces_available() -> bool:
@@ -77,7 +94,7 @@ def run_demo(
     eeg_channels: int = 64,
     eeg_rate: float = 1000.0,
     trials: int = 2,
-) -> Path:
+) -> DemoResult:
     """Run the demo pipeline and return the session folder.
 
     Parameters
@@ -93,12 +110,12 @@ def run_demo(
     eeg_channels, eeg_rate : int, float
         Size of the simulated EEG (channels, Hz).
     trials : int
-        Trials of the participant session (part 2).
+        Trials of the participant session (part 2); 0 leaves part 2 out.
 
     Returns
     -------
-    session : Path
-        The participant session folder (part 2).
+    result : DemoResult
+        Both session folders.
     """
     use_loopback()
     out = Path(out)
@@ -161,10 +178,12 @@ def run_demo(
     ins_cmd = _avlab("inspect", str(session))
     _step("3. inspect the session (sync error against the simulator's truth)", ins_cmd)
     subprocess.run(ins_cmd, check=True)
-    run_session = _participant_session(out, host_offset_s=host_offset_s, trials=trials)
+    run_session = (
+        _participant_session(out, host_offset_s=host_offset_s, trials=trials) if trials else None
+    )
     console.rule("[bold green]demo done")
     console.print(f"recording: {session}\nparticipant session: {run_session}", highlight=False)
-    return run_session
+    return DemoResult(recording=session, participant_session=run_session)
 
 
 def _participant_session(out: Path, *, host_offset_s: float, trials: int) -> Path:

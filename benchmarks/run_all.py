@@ -1,6 +1,7 @@
 """Run every benchmark (``make bench``); results land in --out as JSON.
 
-B1+B2 record for 10 minutes; B3 kills the recorder 20 times. About 20 minutes.
+B1+B2 record for 10 minutes; B3 kills the recorder 20 times; B4 runs every
+protocol in full against the simulated lab (about 25 minutes). About 50 minutes.
 The figures are copied into docs/benchmarks.md by hand, with the date.
 """
 
@@ -36,6 +37,7 @@ def main() -> None:
         [py, str(HERE / "b3_crash.py"), "--reps", str(args.reps), "--out", str(args.out / "b3")],
         check=True,
     )
+    subprocess.run([py, str(HERE / "b4_protocols.py"), "--out", str(args.out / "b4")], check=True)
     subprocess.run([py, str(HERE / "summarize.py"), str(args.out)], check=True)
 
 

@@ -74,5 +74,29 @@ def main() -> None:
             print(f"| {name} | {v['median_s']:.3f} | {v['max_s']:.3f} |")
 
 
+def summarize_b4(root: Path) -> None:
+    """B4: every protocol in full against the simulated lab."""
+    path = root / "b4" / "b4_protocols.json"
+    if not path.exists():
+        return
+    print("### B4 every protocol, simulated participant\n")
+    print(
+        "| protocol | status | trials | markers | wall s | dropped frames | "
+        "samples lost (inspect) | samples lost (truth) |"
+    )
+    print("|---|---|---|---|---|---|---|---|")
+    for r in json.loads(path.read_text()):
+        if r.get("returncode"):
+            print(f"| {r['protocol']} | failed ({r['returncode']}) | | | | | | |")
+            continue
+        li, lt = r["samples_lost_inspect"], r["samples_lost_truth"]
+        print(
+            f"| {r['protocol']} | {r['status']} | {r['trials_completed']} | {r['markers']} | "
+            f"{r['wall_s']:.0f} | {r['dropped_frames']} | {sum(li.values())} over {len(li)} "
+            f"streams | {sum(lt.values())} over {len(lt)} streams |"
+        )
+
+
 if __name__ == "__main__":
     main()
+    summarize_b4(Path(sys.argv[1] if len(sys.argv) > 1 else "bench-out"))

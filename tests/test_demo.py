@@ -1,4 +1,5 @@
-"""The demo pipeline end to end, short: simulate, record, inspect, score the sync."""
+"""The demo pipeline end to end, short: simulate, record, inspect, score the sync; then a
+simulated participant session of one trial (stimuli built, presenter headless)."""
 
 from __future__ import annotations
 
@@ -10,8 +11,8 @@ from avlab.session.summary import summarize
 
 def test_demo_pipeline_scores_sync_against_truth(tmp_path: Path) -> None:
     offset = 37 if time_namespaces_available() else 0
-    session = run_demo(tmp_path, duration_s=12.0, host_offset_s=offset, eeg_channels=16)
-    summary = summarize(session)
+    result = run_demo(tmp_path, duration_s=12.0, host_offset_s=offset, eeg_channels=16, trials=1)
+    summary = summarize(result.recording)
     by_name = {s.name: s for s in summary.streams}
     assert {"EEG", "Gaze", "Talkers", "Microphone", "Camera", "Markers"} <= set(by_name)
     for name in ("EEG", "Gaze", "Talkers", "Microphone", "Camera"):
@@ -22,3 +23,12 @@ def test_demo_pipeline_scores_sync_against_truth(tmp_path: Path) -> None:
         # B2's goal, on a short run: median <= 0.1 ms, p99 <= 1 ms.
         assert s.sync_error_ms.median <= 0.1, (name, s.sync_error_ms)
         assert s.sync_error_ms.p99 <= 1.0, (name, s.sync_error_ms)
+
+    # part 2: the participant session ran its one trial and lost nothing
+    assert result.participant_session is not None
+    part2 = summarize(result.participant_session)
+    assert part2.status == "complete"
+    assert {"avlab-Presenter", "sim-EEG", "sim-Gaze"} <= {s.name for s in part2.streams}
+    assert all(s.samples_lost == 0 for s in part2.streams)
+    trials = (result.participant_session / "trials.jsonl").read_text().splitlines()
+    assert len(trials) == 1

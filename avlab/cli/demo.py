@@ -21,7 +21,7 @@ def demo(
     ] = 37,
     seed: Annotated[int, typer.Option(help="Seed of the simulated lab.")] = 1,
     trials: Annotated[
-        int, typer.Option(min=1, help="Trials of the simulated participant session.")
+        int, typer.Option(min=0, help="Trials of the simulated participant session (0: none).")
     ] = 2,
 ) -> None:
     """Record the simulated lab, then run a simulated participant session; inspect both."""
