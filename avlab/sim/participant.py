@@ -238,7 +238,7 @@ class Paradigm:
                 continue
             pos = (tau - t.onset) * _ENV_RATE
             ok = (pos >= 0) & (pos < t.env.shape[0] - 1) & (tau < t.end)
-            out[ok] += np.interp(pos[ok], np.arange(t.env.shape[0]), t.env[:, talker])
+            out[ok] += _lerp(t.env[:, talker], pos[ok])
         return out
 
     def audio(self, tau: np.ndarray) -> np.ndarray:
@@ -249,8 +249,19 @@ class Paradigm:
             pos = (tau - t.onset) * self.srate
             ok = (pos >= 0) & (pos < t.audio.shape[0] - 1) & (tau < t.end)
             for k in range(t.audio.shape[1]):
-                out[ok, k] += np.interp(pos[ok], np.arange(t.audio.shape[0]), t.audio[:, k])
+                out[ok, k] += _lerp(t.audio[:, k], pos[ok])
         return out.astype(np.float32)
+
+
+def _lerp(x: np.ndarray, pos: np.ndarray) -> np.ndarray:
+    """Linear interpolation of ``x`` at fractional indices ``pos`` (0 <= pos < len - 1).
+
+    ``np.interp`` with ``np.arange(len(x))`` as support would build a whole-trial
+    index array for every 20 ms block; this reads only the two neighbours.
+    """
+    i0 = pos.astype(np.int64)
+    frac = pos - i0
+    return x[i0] * (1.0 - frac) + x[i0 + 1] * frac
 
 
 class ParadigmGaze(GazeModel):
