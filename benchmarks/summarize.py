@@ -82,18 +82,20 @@ def summarize_b4(root: Path) -> None:
     print("### B4 every protocol, simulated participant\n")
     print(
         "| protocol | status | trials | markers | wall s | dropped frames | "
-        "samples lost (inspect) | samples lost (truth) |"
+        "samples lost (inspect) | samples lost (truth) | recorded s (sim streams) |"
     )
-    print("|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|")
     for r in json.loads(path.read_text()):
         if r.get("returncode"):
             print(f"| {r['protocol']} | failed ({r['returncode']}) | | | | | | |")
             continue
         li, lt = r["samples_lost_inspect"], r["samples_lost_truth"]
+        rec = [v for k, v in r["recorded_s"].items() if k.startswith("sim-")]
         print(
             f"| {r['protocol']} | {r['status']} | {r['trials_completed']} | {r['markers']} | "
             f"{r['wall_s']:.0f} | {r['dropped_frames']} | {sum(li.values())} over {len(li)} "
-            f"streams | {sum(lt.values())} over {len(lt)} streams |"
+            f"streams | {sum(lt.values())} over {len(lt)} streams | "
+            f"{min(rec):.1f}-{max(rec):.1f} |"
         )
 
 

@@ -90,6 +90,9 @@ def test_every_protocol_one_trial_no_loss(name, tmp_path, stimuli_root) -> None:
         assert "trial_start" in events and "trial_end" in events
         eeg = s.read("EEG")
         assert eeg.data.shape[1] == 32 and eeg.n_samples > 250 * 3
+        # every simulated stream kept up with real time (none ends early)
+        ends = [s.read(i.name, aligned=True).times[-1] for i in s.streams if i.nominal_srate > 0]
+        assert max(ends) - min(ends) < 1.0
         truth = s.truth
     assert truth is not None
     if name != "conversation":  # someone was attended, at the presenter's marker times
