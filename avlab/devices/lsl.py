@@ -30,6 +30,7 @@ __all__ = [
     "list_devices",
     "list_streams",
     "parse_desc",
+    "portaudio_devices",
 ]
 
 
@@ -195,6 +196,35 @@ def list_cameras() -> list[Camera]:
     return cams
 
 
+def portaudio_devices() -> list[AudioDevice]:
+    """Audio devices as PortAudio numbers them (through ``sounddevice``).
+
+    Returns
+    -------
+    devices : list of AudioDevice
+        ``index`` is the sounddevice/PortAudio device index.
+
+    Raises
+    ------
+    ImportError, OSError
+        sounddevice or PortAudio cannot be loaded.
+    Exception
+        PortAudio's own (untyped) errors from the device query.
+    """
+    import sounddevice as sd  # type: ignore[import-not-found]
+
+    return [
+        AudioDevice(
+            index=i,
+            name=str(d["name"]),
+            max_input_channels=int(d["max_input_channels"]),
+            max_output_channels=int(d["max_output_channels"]),
+            default_samplerate=float(d["default_samplerate"]),
+        )
+        for i, d in enumerate(sd.query_devices())
+    ]
+
+
 def list_audio_devices() -> list[AudioDevice]:
     """List audio devices via ``sounddevice``, else from ``/proc/asound/cards``.
 
@@ -203,23 +233,11 @@ def list_audio_devices() -> list[AudioDevice]:
     devices : list of AudioDevice
     """
     try:
-        import sounddevice as sd  # type: ignore[import-not-found]
-    except (ImportError, OSError):
-        sd = None
-    if sd is not None:
-        try:
-            return [
-                AudioDevice(
-                    index=i,
-                    name=str(d["name"]),
-                    max_input_channels=int(d["max_input_channels"]),
-                    max_output_channels=int(d["max_output_channels"]),
-                    default_samplerate=float(d["default_samplerate"]),
-                )
-                for i, d in enumerate(sd.query_devices())
-            ]
-        except Exception as exc:  # noqa: BLE001 - PortAudio errors are not typed
-            logger.debug("sounddevice query failed: %s", exc)
+        return portaudio_devices()
+    except (ImportError, OSError) as exc:
+        logger.debug("sounddevice unavailable: %s", exc)
+    except Exception as exc:  # noqa: BLE001 - PortAudio errors are not typed
+        logger.debug("sounddevice query failed: %s", exc)
     devices = []
     try:
         text = Path("/proc/asound/cards").read_text()

@@ -54,7 +54,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict
 
 from avlab._logging import logger
-from avlab.devices.lsl import AudioDevice
+from avlab.devices.lsl import AudioDevice, portaudio_devices
 from avlab.errors import AvlabError, OutputError
 
 if TYPE_CHECKING:
@@ -145,24 +145,13 @@ def list_audio_devices(*, inputs_only: bool = True) -> list[AudioDevice]:
         PortAudio (``libportaudio2``) cannot be loaded.
     """
     try:
-        import sounddevice as sd
+        devices = portaudio_devices()
     except (ImportError, OSError) as exc:
         raise MicrophoneError(
             f"cannot load PortAudio through sounddevice: {exc}.",
             "Install libportaudio2 (Debian) and the sounddevice package.",
         ) from exc
-    out = []
-    for i, d in enumerate(sd.query_devices()):
-        dev = AudioDevice(
-            index=i,
-            name=str(d["name"]),
-            max_input_channels=int(d["max_input_channels"]),
-            max_output_channels=int(d["max_output_channels"]),
-            default_samplerate=float(d["default_samplerate"]),
-        )
-        if dev.max_input_channels > 0 or not inputs_only:
-            out.append(dev)
-    return out
+    return [d for d in devices if d.max_input_channels > 0 or not inputs_only]
 
 
 def read_flac(path: Path) -> tuple[np.ndarray, int]:
