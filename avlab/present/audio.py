@@ -36,6 +36,7 @@ import shutil
 import subprocess
 import threading
 import time
+from typing import Any
 
 import numpy as np
 import pylsl
@@ -204,10 +205,16 @@ class _SoundDevicePlayer(AudioPlayer):
         self.underflows = 0
         self._started = threading.Event()
         try:
-            self.stream = sd.OutputStream(
-                samplerate=SRATE, channels=2, dtype="float32", device=dev,
-                blocksize=_BLOCK, latency=buffer_s, callback=self._callback,
-            )  # fmt: skip
+            try:
+                self.stream = self._open(sd, dev, buffer_s)
+            except sd.PortAudioError:
+                # PortAudio fixes its device list when it is initialized: a sound server that
+                # started or restarted since (PulseAudio behind ALSA's "pulse") is not in it.
+                # Initialize once more and retry before giving up.
+                logger.info("audio output not found; re-initializing PortAudio and retrying")
+                sd._terminate()
+                sd._initialize()
+                self.stream = self._open(sd, dev, buffer_s)
             self.stream.start()
         except Exception as exc:  # noqa: BLE001 - PortAudio errors are untyped
             raise AvlabError(
@@ -218,6 +225,12 @@ class _SoundDevicePlayer(AudioPlayer):
         self.device_name = str(info["name"])
         self.latency_s = float(self.stream.latency)
         self._warm_up()
+
+    def _open(self, sd: Any, dev: int | str | None, buffer_s: float) -> Any:
+        return sd.OutputStream(
+            samplerate=SRATE, channels=2, dtype="float32", device=dev,
+            blocksize=_BLOCK, latency=buffer_s, callback=self._callback,
+        )  # fmt: skip
 
     def _warm_up(self, steady_s: float = 0.3, timeout_s: float = 6.0) -> None:
         """Wait until the callbacks flow steadily for ``steady_s``.
