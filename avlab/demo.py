@@ -11,6 +11,10 @@ its trials with ``avlab run --simulate``: the PsychoPy presenter in a private
 virtual screen with a null sound card, the simulated participant following
 its markers, every stream recorded; then inspect that session.
 
+Part 3, the data steward: convert the participant session into a BIDS dataset
+(``avlab bids convert``), validate it with the official validator and avlab's
+cross-modal checks (``avlab bids validate``), and report what it holds.
+
 Every step runs the same ``avlab`` command a user would type, and prints it first.
 """
 
@@ -45,10 +49,13 @@ class DemoResult:
         Part 1: the plain recording of the simulated lab.
     participant_session : Path | None
         Part 2: the simulated participant session (None with ``trials=0``).
+    bids_root : Path | None
+        Part 3: the BIDS dataset (None with ``trials=0``).
     """
 
     recording: Path
     participant_session: Path | None
+    bids_root: Path | None = None
 
 
 def time_namespaces_available() -> bool:
@@ -181,9 +188,35 @@ def run_demo(
     run_session = (
         _participant_session(out, host_offset_s=host_offset_s, trials=trials) if trials else None
     )
+    bids_root = _bids(out, run_session) if run_session is not None else None
     console.rule("[bold green]demo done")
-    console.print(f"recording: {session}\nparticipant session: {run_session}", highlight=False)
-    return DemoResult(recording=session, participant_session=run_session)
+    console.print(
+        f"recording: {session}\nparticipant session: {run_session}\nBIDS dataset: {bids_root}",
+        highlight=False,
+    )
+    return DemoResult(recording=session, participant_session=run_session, bids_root=bids_root)
+
+
+def _bids(out: Path, session: Path) -> Path:
+    root = out / "bids"
+    shutil.rmtree(root, ignore_errors=True)
+    steps = [
+        ("9. convert the participant session to BIDS",
+         _avlab("bids", "convert", str(session), "--bids-root", str(root),
+                "--screen-size", "0.531,0.299", "--screen-distance", "0.65")),
+        ("10. validate the dataset (official BIDS validator + avlab's checks)",
+         _avlab("bids", "validate", str(root))),
+        ("11. report what the dataset holds", _avlab("bids", "report", str(root))),
+    ]  # fmt: skip
+    for title, cmd in steps:
+        _step(title, cmd)
+        res = subprocess.run(cmd, check=False)
+        if res.returncode != 0:
+            raise AvlabError(
+                f"demo step '{title}' failed (exit code {res.returncode}).",
+                "Read the error above.",
+            )
+    return root
 
 
 def _participant_session(out: Path, *, host_offset_s: float, trials: int) -> Path:

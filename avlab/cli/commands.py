@@ -6,10 +6,11 @@ docs``) finds the fully registered application.
 
 from __future__ import annotations
 
-from avlab.cli import app, demo, devices, inspect, protocol, record, run, sim, stimuli, xdf
+from avlab.cli import app, bids, demo, devices, inspect, protocol, record, run, sim, stimuli, xdf
 
 __all__ = [
     "app",
+    "bids",
     "demo",
     "devices",
     "inspect",

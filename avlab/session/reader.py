@@ -269,7 +269,37 @@ class Session:
             data = np.asarray(ds[:n]).reshape(n, info.channel_count)
         return data, stamps
 
-    def aligned_times(self, name_or_type: str) -> AlignedTimes:
+    def _resolve(self, name_or_type: str | StreamInfo) -> StreamInfo:
+        return name_or_type if isinstance(name_or_type, StreamInfo) else self.stream(name_or_type)
+
+    def iter_blocks(
+        self, name_or_type: str | StreamInfo, rows: int = 60_000
+    ) -> Iterator[tuple[int, np.ndarray]]:
+        """Read a numeric stream's samples block by block (memory bounded).
+
+        Parameters
+        ----------
+        name_or_type : str | StreamInfo
+            See :meth:`stream`.
+        rows : int
+            Samples per block.
+
+        Yields
+        ------
+        start : int
+            Index of the block's first sample.
+        block : ndarray, shape (n_rows, n_channels)
+            Samples in the stream's dtype.
+        """
+        info = self._resolve(name_or_type)
+        ds = self._group(info.key)[fmt.DATA]
+        for start in range(0, info.n_samples, rows):
+            stop = min(start + rows, info.n_samples)
+            with self._reading(f"samples {start}-{stop} of stream {info.name!r}"):
+                block = np.asarray(ds[start:stop])
+            yield start, block.reshape(stop - start, info.channel_count)
+
+    def aligned_times(self, name_or_type: str | StreamInfo) -> AlignedTimes:
         """Clock fit, dejittering and quality of one stream (cached).
 
         Parameters
@@ -281,7 +311,7 @@ class Session:
         -------
         aligned : AlignedTimes
         """
-        return self._align(self.stream(name_or_type))
+        return self._align(self._resolve(name_or_type))
 
     def _align(self, info: StreamInfo) -> AlignedTimes:
         if info.key not in self._aligned:
@@ -303,15 +333,15 @@ class Session:
     def _rows_gaps(self, info: StreamInfo) -> np.ndarray:
         return _rows(self._group(info.key), fmt.GAPS, 4)
 
-    def gaps(self, name_or_type: str) -> np.ndarray:
+    def gaps(self, name_or_type: str | StreamInfo) -> np.ndarray:
         """Return the recorded gaps of a stream, shape (n_gaps, 4) (see :mod:`avlab._format`)."""
-        return _rows(self._group(self.stream(name_or_type).key), fmt.GAPS, 4)
+        return _rows(self._group(self._resolve(name_or_type).key), fmt.GAPS, 4)
 
-    def clock_offsets(self, name_or_type: str) -> np.ndarray:
+    def clock_offsets(self, name_or_type: str | StreamInfo) -> np.ndarray:
         """Return clock offsets of a stream, shape (n, 2): [recorder time, offset] (s)."""
-        return _rows(self._group(self.stream(name_or_type).key), fmt.CLOCK_OFFSETS, 2)
+        return _rows(self._group(self._resolve(name_or_type).key), fmt.CLOCK_OFFSETS, 2)
 
-    def read(self, name_or_type: str, *, aligned: bool = True) -> StreamData:
+    def read(self, name_or_type: str | StreamInfo, *, aligned: bool = True) -> StreamData:
         """Read one stream.
 
         Parameters
@@ -325,7 +355,7 @@ class Session:
         -------
         data : StreamData
         """
-        return self._read(self.stream(name_or_type), aligned=aligned)
+        return self._read(self._resolve(name_or_type), aligned=aligned)
 
     def _read(self, info: StreamInfo, *, aligned: bool = True) -> StreamData:
         data, stamps = self._raw(info)
