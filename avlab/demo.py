@@ -86,6 +86,17 @@ def _avlab(*args: str) -> list[str]:
     return [sys.executable, "-m", "avlab", *args]
 
 
+def _run_steps(steps: list[tuple[str, list[str]]]) -> None:
+    for title, cmd in steps:
+        _step(title, cmd)
+        res = subprocess.run(cmd, check=False)
+        if res.returncode != 0:
+            raise AvlabError(
+                f"demo step '{title}' failed (exit code {res.returncode}).",
+                "Read the error above.",
+            )
+
+
 def _step(title: str, cmd: list[str]) -> None:
     shown = " ".join(["avlab", *cmd[3:]])
     console.rule(f"[bold]{title}")
@@ -208,14 +219,7 @@ def _bids(out: Path, session: Path) -> Path:
          _avlab("bids", "validate", str(root))),
         ("11. report what the dataset holds", _avlab("bids", "report", str(root))),
     ]  # fmt: skip
-    for title, cmd in steps:
-        _step(title, cmd)
-        res = subprocess.run(cmd, check=False)
-        if res.returncode != 0:
-            raise AvlabError(
-                f"demo step '{title}' failed (exit code {res.returncode}).",
-                "Read the error above.",
-            )
+    _run_steps(steps)
     return root
 
 
@@ -236,14 +240,7 @@ def _participant_session(out: Path, *, host_offset_s: float, trials: int) -> Pat
                 "--simulate", "--headless", "--trials", str(trials), "--stimuli", str(stimuli),
                 "--host-offset", str(int(host_offset_s)), "--quiet")),
     ]  # fmt: skip
-    for title, cmd in steps:
-        _step(title, cmd)
-        res = subprocess.run(cmd, check=False)
-        if res.returncode != 0:
-            raise AvlabError(
-                f"demo step '{title}' failed (exit code {res.returncode}).",
-                "Read the error above.",
-            )
+    _run_steps(steps)
     session = _only_child(runs)
     ins_cmd = _avlab("inspect", str(session))
     _step("8. inspect the participant session", ins_cmd)

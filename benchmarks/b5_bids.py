@@ -87,14 +87,14 @@ def main() -> None:
         )  # fmt: skip
         existing = sorted(sessions.glob("sub-*"))
     session = existing[-1]
+    from avlab.bids.timeline import eeg_stream
     from avlab.session import Session
 
+    # Only stream attributes here: this process must stay small, because a child's peak
+    # RSS (wait4) starts from the parent's resident size at fork.
     with Session.open(session) as s:
-        duration = max(
-            float(s.aligned_times(i).times[-1] - s.aligned_times(i).times[0])
-            for i in s.streams
-            if i.nominal_srate > 0 and i.n_samples > 1
-        )
+        eeg = eeg_stream(s)
+        duration = eeg.n_samples / eeg.nominal_srate
     results: dict = {"session": str(session), "duration_s": duration, "simulate": sim,
                      "session_mb": _du(session)}  # fmt: skip
     for name, cmd in (

@@ -1,7 +1,9 @@
 """Run every benchmark (``make bench``); results land in --out as JSON.
 
 B1+B2 record for 10 minutes; B3 kills the recorder 20 times; B4 runs every
-protocol in full against the simulated lab (about 25 minutes). About 50 minutes.
+protocol in full against the simulated lab (about 25 minutes); B5 converts a
+60-minute simulated session to BIDS beside mne-bids alone (about 10 minutes).
+About an hour.
 The figures are copied into docs/benchmarks.md by hand, with the date.
 """
 
@@ -38,6 +40,7 @@ def main() -> None:
         check=True,
     )
     subprocess.run([py, str(HERE / "b4_protocols.py"), "--out", str(args.out / "b4")], check=True)
+    subprocess.run([py, str(HERE / "b5_bids.py"), "--out", str(args.out / "b5")], check=True)
     subprocess.run([py, str(HERE / "summarize.py"), str(args.out)], check=True)
 
 

@@ -99,6 +99,26 @@ def summarize_b4(root: Path) -> None:
         )
 
 
+def summarize_b5(root: Path) -> None:
+    """B5: BIDS conversion of a 60-minute session beside mne-bids alone."""
+    path = root / "b5" / "b5.json"
+    if not path.exists():
+        return
+    r = json.loads(path.read_text())
+    print(f"### B5 BIDS conversion, {r['duration_s'] / 60:.1f}-minute session "
+          f"({r['session_mb']:.0f} MB)\n")  # fmt: skip
+    print("| converter | what | wall s | x real time | peak RSS MB | output MB |")
+    print("|---|---|---|---|---|---|")
+    for key, what in (("avlab", "everything"), ("mne_bids_alone", "EEG only (RawArray)")):
+        x = r[key]
+        print(f"| {key} | {what} | {x['wall_s']:.1f} | {x['x_real_time']:.0f} | "
+              f"{x['max_rss_mb']:.0f} | {x['output_mb']:.0f} |")  # fmt: skip
+    print(f"\navlab / mne-bids wall time: {r['ratio_wall_avlab_over_mne_bids']:.2f}; "
+          f"validator: {r['validator']}")  # fmt: skip
+
+
 if __name__ == "__main__":
     main()
-    summarize_b4(Path(sys.argv[1] if len(sys.argv) > 1 else "bench-out"))
+    root = Path(sys.argv[1] if len(sys.argv) > 1 else "bench-out")
+    summarize_b4(root)
+    summarize_b5(root)

@@ -24,12 +24,14 @@ import math
 import re
 import secrets
 import shutil
+import threading
 import time
 from collections.abc import Iterator
+from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from contextlib import contextmanager
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -306,13 +308,6 @@ def _write_run(
     with Session.open(src.folder) as session:
         timeline = Timeline.from_session(session)
         plan = load_plan(session.folder)
-        eeg_out = write_eeg(
-            session, timeline, run, root, lab=lab, fmt=options.format, daysback=daysback,
-            task_description=_task_description(src.protocol),
-            instructions=next((t.instructions for t in plan.trials if t.instructions), "")
-            if plan
-            else "",
-        )  # fmt: skip
         eeg_dir = run.session_dir(root) / "eeg"
         pres, size_px = _screen_presentation(session.folder, lab)
         rows = build_events(session, timeline, plan, src.protocol)
@@ -320,18 +315,40 @@ def _write_run(
             rows, eeg_dir / f"{run.stem()}_events.tsv", fs=timeline.fs, task_name=run.task,
             presentation=pres,
         )  # fmt: skip
-        screen = (
-            ScreenGeometry(
-                size_px=size_px, size_m=lab.screen_size_m, distance_m=lab.screen_distance_m
-            )  # fmt: skip
-            if size_px
-            else None
-        )
-        physio = write_eyetracking(session, timeline, run, eeg_dir, lab=lab, screen=screen)
-        media, missing = write_media(
-            session, timeline, run, run.session_dir(root) / "beh", daysback=daysback
-        )
         sync = _sync_rows(session)
+    screen = (
+        ScreenGeometry(size_px=size_px, size_m=lab.screen_size_m, distance_m=lab.screen_distance_m)
+        if size_px
+        else None
+    )
+    instructions = next((t.instructions for t in plan.trials if t.instructions), "") if plan else ""
+
+    # EEG, eye tracking and media are independent files: written in parallel threads, each
+    # with its own handle on session.h5 (FLAC encoding, HDF5 reads, gzip and file copies
+    # release the GIL, so two cores are used).
+    def eeg() -> Any:
+        with Session.open(src.folder) as s:
+            return write_eeg(
+                s, timeline, run, root, lab=lab, fmt=options.format, daysback=daysback,
+                task_description=_task_description(src.protocol), instructions=instructions,
+            )  # fmt: skip
+
+    def physio() -> list[Path]:
+        with Session.open(src.folder) as s:
+            return write_eyetracking(s, timeline, run, eeg_dir, lab=lab, screen=screen)
+
+    def media() -> Any:
+        with Session.open(src.folder) as s:
+            return write_media(s, timeline, run, run.session_dir(root) / "beh", daysback=daysback)
+
+    with ThreadPoolExecutor(max_workers=3, thread_name_prefix="avlab-bids") as pool:
+        jobs = [pool.submit(f) for f in (media, eeg, physio)]
+        wait(jobs, return_when=FIRST_EXCEPTION)
+        for job in jobs:
+            if job.exception() is not None:
+                raise job.exception()  # type: ignore[misc]
+        media_out, eeg_out, physio = (job.result() for job in jobs)
+    media, missing = media_out
     _add_media_scans(root, run, media)
     present = ["eeg", "events"] if rows else ["eeg"]
     names = [p.name for p in physio]
@@ -343,7 +360,10 @@ def _write_run(
     present += sorted({m.kind for m in media})
     files = [*eeg_out.files, ev_tsv, ev_json, *physio, *(m.path for m in media)]
     files += [extra for m in media for extra in m.extra_files]
-    hashes = {str(p.relative_to(root)): _sha256(p) for p in sorted(set(files)) if p.is_file()}
+    paths = [p for p in sorted(set(files)) if p.is_file()]
+    with ThreadPoolExecutor(max_workers=2, thread_name_prefix="avlab-sha") as pool:
+        digests = list(pool.map(_sha256, paths))
+    hashes = {str(p.relative_to(root)): d for p, d in zip(paths, digests, strict=True)}
     return RunManifest(
         subject=run.subject, session=run.session, task=run.task, run=run.run,
         protocol=src.protocol, source="" if options.deidentify else src.folder.name,
@@ -559,6 +579,9 @@ def convert_sessions(
         "screen_distance_m": options.screen_distance_m}.items() if v is not None}  # fmt: skip
     lab = lab.model_copy(update=updates)
     sources = [_source(Path(f), options, lab) for f in folders]
+    # hedtools takes seconds to import and load its schema: done beside the conversion
+    hed_ready = threading.Thread(target=_load_hed, name="avlab-hed-load", daemon=True)
+    hed_ready.start()
     with _writable(root):
         manifest = DatasetManifest.load(root)
         if manifest.runs and manifest.deidentified != options.deidentify:
@@ -585,6 +608,7 @@ def convert_sessions(
         write_json(DatasetManifest.path(root), json.loads(manifest.model_dump_json()))
         if deid is not None:
             write_json(_Deid.path(root), json.loads(deid.model_dump_json()))
+    hed_ready.join()
     _check_hed(root, [r for r in results if r.status != "unchanged"], plans)
     return ConvertResult(root=root, runs=results)
 
@@ -713,6 +737,15 @@ def _groups(plans: list[tuple[_Source, BidsRun]]) -> dict[str, int]:
         if plan is not None:
             groups[run.subject] = plan.counterbalance
     return groups
+
+
+def _load_hed() -> None:
+    from avlab.bids.hed import _schema
+
+    try:
+        _schema(HED_VERSION)
+    except Exception:  # noqa: BLE001 - reported by validate_hed in the main thread
+        logger.debug("HED schema preload failed", exc_info=True)
 
 
 def _check_hed(root: Path, results: list[RunResult], plans: list[tuple[_Source, BidsRun]]) -> None:

@@ -22,6 +22,8 @@ import math
 import os
 import re
 import shutil
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -147,35 +149,59 @@ def write_media(
     missing : dict of str to str
         Why an ``audio``/``video`` stream gave no file (reasons joined by ``; ``).
     """
-    files: list[MediaFile] = []
     reasons: dict[str, list[str]] = {}
     used: dict[str, set[str]] = {"audio": set(), "video": set()}
+    jobs: list[tuple[str, StreamInfo, Callable[[], MediaFile]]] = []
     for info in session.streams:
         kind = info.type.lower()
         if kind not in ("audio", "audioblocks", "videoframes"):
             continue
         modality: Literal["audio", "video"] = "video" if kind == "videoframes" else "audio"
         try:
-            if kind == "audio":
-                label = _unique(media_label(info.name), used["audio"], "audio")
-                out = _encode_audio(session, timeline, run, beh_dir, info, label, daysback)
-            else:
-                desc = stream_desc(session, info)
-                node = "audio/file" if kind == "audioblocks" else "camera/file"
-                fname = (desc.findtext(node) or "").strip() if desc is not None else ""
-                src = session.folder / Path(fname).name if fname else None
-                if src is None or not src.is_file():
-                    raise _Missing(_missing_reason(info, desc, fname))
-                label = _unique(media_label(src.name), used[modality], modality)
-                copy = _copy_mic if kind == "audioblocks" else _copy_camera
-                out = copy(session, timeline, run, beh_dir, info, src, label, daysback)
+            jobs.append((modality, info, _job(session, timeline, run, beh_dir, info, kind,
+                                              used, daysback)))  # fmt: skip
         except _Missing as exc:
-            logger.warning("%s stream %r: no file written (%s)", modality, info.name, exc)
-            reasons.setdefault(modality, []).append(f"{info.name}: {exc}")
-            continue
-        files.append(out)
+            _note_missing(reasons, modality, info, exc)
+    # FLAC encoding and file copies release the GIL: streams are written in parallel
+    results: list[MediaFile | None] = [None] * len(jobs)
+    with ThreadPoolExecutor(max_workers=2, thread_name_prefix="avlab-media") as pool:
+        futures = [pool.submit(job) for _, _, job in jobs]
+        for i, (fut, (modality, info, _)) in enumerate(zip(futures, jobs, strict=True)):
+            try:
+                results[i] = fut.result()
+            except _Missing as exc:
+                _note_missing(reasons, modality, info, exc)
+    files = [r for r in results if r is not None]
+    for out in files:
         logger.info("wrote %s", out.path.name)
     return files, {k: "; ".join(v) for k, v in reasons.items()}
+
+
+def _note_missing(
+    reasons: dict[str, list[str]], modality: str, info: StreamInfo, exc: Exception
+) -> None:
+    logger.warning("%s stream %r: no file written (%s)", modality, info.name, exc)
+    reasons.setdefault(modality, []).append(f"{info.name}: {exc}")
+
+
+def _job(
+    session: Session, timeline: Timeline, run: BidsRun, beh_dir: Path, info: StreamInfo,
+    kind: str, used: dict[str, set[str]], daysback: int | None,
+) -> Callable[[], MediaFile]:  # fmt: skip
+    """Check one media stream now (labels in stream order); return the writing to do."""
+    if kind == "audio":
+        label = _unique(media_label(info.name), used["audio"], "audio")
+        return lambda: _encode_audio(session, timeline, run, beh_dir, info, label, daysback)
+    modality = "video" if kind == "videoframes" else "audio"
+    desc = stream_desc(session, info)
+    node = "audio/file" if kind == "audioblocks" else "camera/file"
+    fname = (desc.findtext(node) or "").strip() if desc is not None else ""
+    src = session.folder / Path(fname).name if fname else None
+    if src is None or not src.is_file():
+        raise _Missing(_missing_reason(info, desc, fname))
+    label = _unique(media_label(src.name), used[modality], modality)
+    copy = _copy_mic if kind == "audioblocks" else _copy_camera
+    return lambda: copy(session, timeline, run, beh_dir, info, src, label, daysback)
 
 
 class _Missing(Exception):

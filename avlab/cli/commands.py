@@ -6,7 +6,20 @@ docs``) finds the fully registered application.
 
 from __future__ import annotations
 
-from avlab.cli import app, bids, demo, devices, inspect, protocol, record, run, sim, stimuli, xdf
+from avlab.cli import (
+    app,
+    bids,
+    demo,
+    devices,
+    inspect,
+    protocol,
+    record,
+    run,
+    sim,
+    simulate,
+    stimuli,
+    xdf,
+)
 
 __all__ = [
     "app",
@@ -18,6 +31,7 @@ __all__ = [
     "record",
     "run",
     "sim",
+    "simulate",
     "stimuli",
     "xdf",
 ]

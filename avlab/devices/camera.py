@@ -98,6 +98,49 @@ def _describe(source: int | str) -> str:
     return f"camera {source}"
 
 
+def camera_stream_info(
+    name: str, source_id: str, *, fps: float, width: int, height: int, file: str, source: str,
+    latency_s: float,
+) -> pylsl.StreamInfo:  # fmt: skip
+    """Describe a camera's frame-time stream (type ``VideoFrames``, one ``frame`` channel).
+
+    Parameters
+    ----------
+    name, source_id : str
+        LSL stream name and source id.
+    fps : float
+        Nominal frame rate (Hz; 0 for a variable rate).
+    width, height : int
+        Frame size in pixels.
+    file : str
+        Name of the MP4 in the session folder.
+    source : str
+        The capture device or file.
+    latency_s : float
+        Capture latency subtracted from the grab time (s).
+
+    Returns
+    -------
+    info : pylsl.StreamInfo
+    """
+    import pylsl
+
+    info = pylsl.StreamInfo(name, "VideoFrames", 1, fps, "int32", source_id)
+    desc = info.desc()
+    desc.append_child_value("manufacturer", "avlab")
+    ch = desc.append_child("channels").append_child("channel")
+    ch.append_child_value("label", "frame")
+    ch.append_child_value("unit", "index")
+    ch.append_child_value("type", "FrameIndex")
+    cam = desc.append_child("camera")
+    cam.append_child_value("width", str(width))
+    cam.append_child_value("height", str(height))
+    cam.append_child_value("file", file)
+    cam.append_child_value("source", source)
+    cam.append_child_value("latency_s", f"{latency_s:.6f}")
+    return info
+
+
 class CameraRecorder:
     """Record a camera (or a video file, paced) to MP4 with per-frame LSL times.
 
@@ -247,21 +290,11 @@ class CameraRecorder:
     def _make_outlet(self) -> pylsl.StreamOutlet:
         import pylsl
 
-        info = pylsl.StreamInfo(
-            self.stream_name, "VideoFrames", 1, float(self.fps or 0.0), "int32", self.source_id
-        )
-        desc = info.desc()
-        desc.append_child_value("manufacturer", "avlab")
-        ch = desc.append_child("channels").append_child("channel")
-        ch.append_child_value("label", "frame")
-        ch.append_child_value("unit", "index")
-        ch.append_child_value("type", "FrameIndex")
-        cam = desc.append_child("camera")
-        cam.append_child_value("width", str(self._width))
-        cam.append_child_value("height", str(self._height))
-        cam.append_child_value("file", self.out_path.name)
-        cam.append_child_value("source", str(self.source))
-        cam.append_child_value("latency_s", f"{self.latency_s:.6f}")
+        info = camera_stream_info(
+            self.stream_name, self.source_id, fps=float(self.fps or 0.0), width=self._width,
+            height=self._height, file=self.out_path.name, source=str(self.source),
+            latency_s=self.latency_s,
+        )  # fmt: skip
         return pylsl.StreamOutlet(info, chunk_size=1, max_buffered=360)
 
     def _emit(self, frame: np.ndarray, t: float) -> None:

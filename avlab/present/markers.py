@@ -46,6 +46,20 @@ class ClockMap:
         return t + self.offset_s
 
 
+def marker_stream_info(name: str, source_id: str) -> pylsl.StreamInfo:
+    """Describe the presenter's marker stream (type ``Markers``, one JSON string channel)."""
+    info = pylsl.StreamInfo(name, "Markers", 1, 0.0, "string", source_id)
+    desc = info.desc()
+    desc.append_child_value("manufacturer", "avlab")
+    desc.append_child_value("avlab_version", __version__)
+    desc.append_child_value("marker_times", "actual flip or audio onset (LSL clock)")
+    ch = desc.append_child("channels").append_child("channel")
+    ch.append_child_value("label", "event")
+    ch.append_child_value("unit", "json")
+    ch.append_child_value("type", "Marker")
+    return info
+
+
 class MarkerOutlet:
     """JSON markers on an irregular string LSL stream (type ``Markers``).
 
@@ -59,16 +73,7 @@ class MarkerOutlet:
 
     def __init__(self, name: str, source_id: str = "") -> None:
         self.source_id = source_id or f"avlab-presenter-{uuid.uuid4().hex[:8]}"
-        info = pylsl.StreamInfo(name, "Markers", 1, 0.0, "string", self.source_id)
-        desc = info.desc()
-        desc.append_child_value("manufacturer", "avlab")
-        desc.append_child_value("avlab_version", __version__)
-        desc.append_child_value("marker_times", "actual flip or audio onset (LSL clock)")
-        ch = desc.append_child("channels").append_child("channel")
-        ch.append_child_value("label", "event")
-        ch.append_child_value("unit", "json")
-        ch.append_child_value("type", "Marker")
-        self.outlet = pylsl.StreamOutlet(info)
+        self.outlet = pylsl.StreamOutlet(marker_stream_info(name, self.source_id))
         self.name = name
         self.n_pushed = 0
 

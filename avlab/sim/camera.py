@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["decode_frame_index", "render_frame"]
+__all__ = ["decode_frame_index", "draw_frame_index", "render_frame"]
 
 _BITS = 24
 
@@ -37,7 +37,25 @@ def render_frame(index: int, *, width: int = 320, height: int = 240) -> np.ndarr
     cx = width / 2 + 0.35 * width * np.cos(phase)
     cy = height / 2 + 0.3 * height * np.sin(phase)
     img[(xx - cx) ** 2 + (yy - cy) ** 2 < (height / 10) ** 2] = 255
-    block = width // _BITS
+    return draw_frame_index(img, index)
+
+
+def draw_frame_index(img: np.ndarray, index: int) -> np.ndarray:
+    """Write ``index`` as the bar code of :func:`render_frame` into the top 8 rows of ``img``.
+
+    Parameters
+    ----------
+    img : ndarray, shape (height, width, 3), uint8
+        Image, changed in place (width ≥ 48).
+    index : int
+        Frame index (0 ≤ index < 2**24).
+
+    Returns
+    -------
+    img : ndarray, shape (height, width, 3), uint8
+        The same image.
+    """
+    block = img.shape[1] // _BITS
     bits = (index >> np.arange(_BITS - 1, -1, -1)) & 1
     img[:8, : block * _BITS] = np.repeat(bits * 255, block)[None, :, None].astype(np.uint8)
     return img

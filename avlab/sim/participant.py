@@ -176,6 +176,34 @@ class Paradigm:
         if attended is not None and not (self._spans and self._spans[-1][1] == np.inf):
             self._attend(tau, int(attended), trial)
 
+    def preload(self, stim_id: str) -> None:
+        """Decode a stimulus (audio and envelope) before its trial starts.
+
+        The live lab never calls this; the offline simulator does, from a
+        thread, so that decoding overlaps the generation of earlier data.
+        A stimulus that cannot be read is left for :meth:`on_marker` to report.
+        """
+        try:
+            self._load(stim_id)
+        except (OSError, RuntimeError):
+            pass
+
+    def forget(self, before: float) -> None:
+        """Drop the trials whose sound ended before lab time ``before`` (s).
+
+        The live lab never calls this. The offline simulator
+        (:mod:`avlab.sim.offline`) does, between blocks, so that a long session
+        keeps only the trials still heard in memory; the attention spans and the
+        decoded stimuli stay. Leave at least the TRF length (0.5 s) before the
+        next sample to generate.
+        """
+        with self._lock:
+            self._trials = [
+                t
+                for t in self._trials
+                if min(t.end, t.onset + t.audio.shape[0] / self.srate) >= before
+            ]
+
     # -- Schedule's interface ----------------------------------------------------
     @property
     def trials(self) -> np.ndarray:

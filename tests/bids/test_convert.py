@@ -25,7 +25,7 @@ from avlab.bids.models import BidsConflictError, DatasetManifest
 from avlab.bids.physio import read_physio
 from avlab.bids.timeline import Timeline, eeg_stream
 from avlab.bids.validate import validate_dataset
-from avlab.cli import app
+from avlab.cli.commands import app
 from avlab.session import Session
 from avlab.sim.config import EEGConfig, SimConfig
 from avlab.sim.offline import simulate_session
@@ -39,12 +39,13 @@ def _config(seed: int = 0) -> SimConfig:
 
 
 @pytest.fixture(scope="module")
-def stimuli(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("stimuli")
+def stimuli(stimuli_cache: Path) -> Path:
+    return stimuli_cache
 
 
 def _simulate(protocol: str, out: Path, stimuli: Path, participant: str = "01",
               session: str = "01", seed: int = 0) -> Path:  # fmt: skip
+    out.mkdir(parents=True, exist_ok=True)
     return simulate_session(
         protocol, out, participant=participant, session=session,
         stimuli_dir=stimuli / protocol, max_trials=1, config=_config(seed), seed=seed,
@@ -204,6 +205,13 @@ def test_cli_convert_validate_report(tmp_path: Path, stimuli: Path) -> None:
     res = runner.invoke(app, ["bids", "report", str(root)], env=env)
     assert res.exit_code == 0, res.output
     assert (tmp_path / "bids-report.html").is_file()
-    # a folder that is not a session: one clear line, exit 6
-    res = runner.invoke(app, ["bids", "convert", str(tmp_path), "--bids-root", str(root)])
-    assert res.exit_code == 6
+    # a folder that is not a session: one red line naming it, exit 6, no traceback
+    import subprocess
+    import sys
+
+    proc = subprocess.run(
+        [sys.executable, "-m", "avlab", "bids", "convert", str(tmp_path), "--bids-root",
+         str(root)], capture_output=True, text=True,
+    )  # fmt: skip
+    assert proc.returncode == 6, proc.stderr
+    assert "no session file" in proc.stderr and "Traceback" not in proc.stderr

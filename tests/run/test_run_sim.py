@@ -31,8 +31,8 @@ _SHORT_CONVERSATION_S = 6.0
 
 
 @pytest.fixture(scope="module")
-def stimuli_root(tmp_path_factory) -> Path:
-    return tmp_path_factory.mktemp("stimuli")
+def stimuli_root(stimuli_cache) -> Path:
+    return stimuli_cache
 
 
 def _protocol_file(name: str, tmp: Path) -> Path:
