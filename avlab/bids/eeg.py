@@ -580,7 +580,10 @@ def _sidecar(
     entries = {
         "Manufacturer": known(lab.amplifier_manufacturer, meta.manufacturer),
         "ManufacturersModelName": known(lab.amplifier_model, meta.model),
-        "DeviceSerialNumber": meta.serial or None,
+        "DeviceSerialNumber": lab.amplifier_serial or meta.serial or None,
+        "SubjectArtefactDescription": lab.subject_artefact_description or None,
+        "CogAtlasID": lab.cog_atlas_id or None,
+        "CogPOID": lab.cog_po_id or None,
         "SoftwareVersions": f"avlab {__version__}",
         "InstitutionName": lab.institution_name,
         "InstitutionAddress": lab.institution_address,

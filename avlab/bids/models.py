@@ -53,7 +53,11 @@ class LabInfo(_Model):
     """Facts about the lab that no session records (``lab.json`` in the BIDS templates).
 
     Every field may be overridden by a lab's own ``lab.json`` (``--templates DIR``) or
-    on the command line. Lengths in metres, frequencies in Hz.
+    on the command line. Lengths in metres, frequencies in Hz. Empty strings are left
+    out of the sidecars (``amplifier_serial`` -> ``DeviceSerialNumber``,
+    ``subject_artefact_description`` -> ``SubjectArtefactDescription``, ``cog_atlas_id``
+    / ``cog_po_id`` -> ``CogAtlasID`` / ``CogPOID``: URIs of the task in the Cognitive
+    Atlas / Cognitive Paradigm Ontology).
     """
 
     institution_name: str = "n/a"
@@ -66,6 +70,10 @@ class LabInfo(_Model):
     cap_model: str = "n/a"
     amplifier_manufacturer: str = "n/a"
     amplifier_model: str = "n/a"
+    amplifier_serial: str = ""
+    subject_artefact_description: str = ""
+    cog_atlas_id: str = ""
+    cog_po_id: str = ""
     hardware_filters: str = "n/a"
     screen_size_m: tuple[float, float] | None = None
     screen_distance_m: float | None = None
