@@ -650,7 +650,7 @@ def validate_dataset(
 
 
 #: Above this many issues, :func:`print_report` groups them per code.
-FULL_TABLE_MAX = 30
+FULL_TABLE_MAX = 10
 
 
 def _grouped(issues: list[Issue], title: str, sev: Callable[[str], str]) -> Table:
