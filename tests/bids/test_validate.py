@@ -30,6 +30,7 @@ from _tiny import (
 )
 from rich.console import Console
 
+from avlab.bids import official
 from avlab.bids import validate as val
 from avlab.bids.hed import validate_hed
 from avlab.bids.models import DatasetManifest, Issue, ValidatorUnavailableError
@@ -49,7 +50,7 @@ N_SIDECAR_KEYS = 16  # SIDECAR_KEY_RECOMMENDED per EEG file (.vhdr, .vmrk, .eeg)
 
 def _validator_available() -> str:
     try:
-        bundle, deno = val._bundle_path(), val._deno_path()
+        bundle, deno = official._bundle_path(), official._deno_path()
     except ValidatorUnavailableError as exc:
         return str(exc)
     return "" if bundle.is_file() and deno.is_file() else f"{bundle} or {deno} missing"
@@ -186,7 +187,7 @@ def test_validator_unavailable(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
     assert "--no-official" in e.value.hint and e.value.exit_code == 14
     js = tmp_path / "fake.js"
     js.write_text("// not the validator\n")
-    monkeypatch.setattr(val, "_deno_path", lambda: tmp_path / "no-deno")
+    monkeypatch.setattr(official, "_deno_path", lambda: tmp_path / "no-deno")
     with pytest.raises(ValidatorUnavailableError, match="cannot start deno"):
         run_bids_validator(tmp_path, bundle=js)
 
