@@ -8,6 +8,7 @@ same folder and renamed into place, so a crash never leaves half a file.
 from __future__ import annotations
 
 import gzip
+import hashlib
 import io
 import json
 import math
@@ -20,7 +21,15 @@ import numpy as np
 
 from avlab.errors import OutputError
 
-__all__ = ["atomic_write_bytes", "cell", "read_tsv", "write_json", "write_tsv", "write_tsv_gz"]
+__all__ = [
+    "atomic_write_bytes",
+    "cell",
+    "read_tsv",
+    "sha256_file",
+    "write_json",
+    "write_tsv",
+    "write_tsv_gz",
+]
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
@@ -135,3 +144,12 @@ def read_tsv(path: Path) -> tuple[list[str], list[list[str]]]:
         return [], []
     cols = lines[0].split("\t")
     return cols, [ln.split("\t") for ln in lines[1:] if ln.strip()]
+
+
+def sha256_file(path: Path, chunk: int = 1 << 22) -> str:
+    """Return the SHA-256 of a file (hex), read in ``chunk``-byte pieces."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            h.update(block)
+    return h.hexdigest()

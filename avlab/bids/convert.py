@@ -37,7 +37,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from avlab import __version__
 from avlab._logging import logger
-from avlab.bids._io import read_tsv, write_json, write_tsv
+from avlab.bids._io import read_tsv, sha256_file, write_json, write_tsv
 from avlab.bids.events import StimulusPresentation, build_events, load_plan, write_events
 from avlab.bids.models import (
     BIDS_VERSION,
@@ -222,12 +222,6 @@ class _Deid(BaseModel):
 
 
 # -- the run ---------------------------------------------------------------------------
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(1 << 22):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def _files_intact(root: Path, entry: RunManifest) -> list[str]:
@@ -235,7 +229,7 @@ def _files_intact(root: Path, entry: RunManifest) -> list[str]:
     bad = []
     for rel, digest in entry.files.items():
         p = root / rel
-        if not p.is_file() or _sha256(p) != digest:
+        if not p.is_file() or sha256_file(p) != digest:
             bad.append(rel)
     return bad
 
@@ -362,7 +356,7 @@ def _write_run(
     files += [extra for m in media for extra in m.extra_files]
     paths = [p for p in sorted(set(files)) if p.is_file()]
     with ThreadPoolExecutor(max_workers=2, thread_name_prefix="avlab-sha") as pool:
-        digests = list(pool.map(_sha256, paths))
+        digests = list(pool.map(sha256_file, paths))
     hashes = {str(p.relative_to(root)): d for p, d in zip(paths, digests, strict=True)}
     return RunManifest(
         subject=run.subject, session=run.session, task=run.task, run=run.run,
@@ -505,7 +499,7 @@ def _copy_stimuli(root: Path, src: _Source, options: ConvertOptions) -> None:
         )
     for rel, digest in wanted:
         dest = dest_dir / rel
-        if dest.is_file() and (not digest or _sha256(dest) == digest):
+        if dest.is_file() and (not digest or sha256_file(dest) == digest):
             continue
         if dest.is_file() and not options.overwrite:
             raise BidsConflictError(
@@ -515,7 +509,7 @@ def _copy_stimuli(root: Path, src: _Source, options: ConvertOptions) -> None:
             )
         dest.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(base / rel, dest)
-        if digest and _sha256(dest) != digest:
+        if digest and sha256_file(dest) != digest:
             raise SessionError(
                 f"stimulus {base / rel} does not match its checksum in {manifest_file}.",
                 hint="Rebuild the stimuli (`avlab stimuli build`) or give the original folder.",

@@ -12,7 +12,6 @@ since conversion. HED is checked by hedtools (:mod:`avlab.bids.hed`).
 from __future__ import annotations
 
 import gzip
-import hashlib
 import json
 import os
 import re
@@ -26,7 +25,7 @@ import numpy as np
 from pydantic import BaseModel, Field, computed_field
 
 from avlab._logging import logger
-from avlab.bids._io import read_tsv
+from avlab.bids._io import read_tsv, sha256_file
 from avlab.bids.models import DatasetManifest, Issue, RunManifest
 from avlab.bids.official import (
     parse_validator_output,
@@ -284,14 +283,6 @@ _DATA_SUFFIXES = (".eeg", ".vhdr", ".vmrk", ".edf", ".bdf", ".tsv.gz", ".flac", 
                   ".mkv", ".avi", ".mov")  # fmt: skip
 
 
-def _sha256(path: Path, chunk: int = 1 << 20) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(chunk):
-            h.update(block)
-    return h.hexdigest()
-
-
 def _check_manifest_files(entry: RunManifest, root: Path) -> list[Issue]:
     out = _Issues()
     stem = f"sub-{entry.subject}_ses-{entry.session}_task-{entry.task}_run-{entry.run}"
@@ -306,7 +297,7 @@ def _check_manifest_files(entry: RunManifest, root: Path) -> list[Issue]:
         if not p.is_file():
             out.add("AVLAB_FILE_MISSING", rel, f"{rel} was written by avlab (listed in {man}) "
                     f"but is gone. {_RECONVERT}")  # fmt: skip
-        elif _sha256(p) != digest:
+        elif sha256_file(p) != digest:
             data = p.name.endswith(_DATA_SUFFIXES)
             what = (f"recorded data must not change. {_RECONVERT}" if data else
                     "if the edit was deliberate, note it in CHANGES (this warning stays); "
