@@ -425,7 +425,7 @@ class Recording:
                 self.writer.flush()
                 last_flush = b1
             if self.paradigm is not None:
-                self.paradigm.forget(b1 - 2.0)
+                self.paradigm.forget(b1 - self.t_start - 2.0)  # lab time, as the onsets
             if progress is not None:
                 progress(max(0.0, b1 - T_RECORDER_S), total)
             b0 = b1
