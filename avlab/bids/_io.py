@@ -13,7 +13,8 @@ import io
 import json
 import math
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -26,10 +27,46 @@ __all__ = [
     "cell",
     "read_tsv",
     "sha256_file",
+    "staged",
     "write_json",
     "write_tsv",
     "write_tsv_gz",
 ]
+
+
+@contextmanager
+def staged(path: Path, source: Path | None = None) -> Iterator[Path]:
+    """Write through ``.<name>.tmp`` beside ``path``, renamed into place on success.
+
+    Parameters
+    ----------
+    path : Path
+        The file to write.
+    source : Path | None
+        For copies: named in the error message.
+
+    Yields
+    ------
+    tmp : Path
+        Where to write.
+
+    Raises
+    ------
+    OutputError
+        The folder cannot be written (read-only, full disk); the temporary file is removed.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        what = f"copy {source.name} to" if source is not None else "write"
+        raise OutputError(
+            f"cannot {what} {path}: {exc.strerror or exc}.",
+            hint="Check that the BIDS root is writable and the disk has space.",
+        ) from exc
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
@@ -49,17 +86,8 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
             return  # unchanged: keep the file (and its modification time) as it is
     except OSError:
         pass
-    tmp = path.with_name(f".{path.name}.tmp")
-    try:
-        with open(tmp, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except OSError as exc:
-        tmp.unlink(missing_ok=True)
-        raise OutputError(
-            f"cannot write {path}: {exc.strerror or exc}.",
-            hint="Check that the BIDS root is writable and the disk has space.",
-        ) from exc
+    with staged(path) as tmp, open(tmp, "wb") as f:
+        f.write(data)
 
 
 def write_json(path: Path, obj: Any) -> None:
@@ -113,27 +141,18 @@ def write_tsv_gz(
     -------
     n_rows : int
     """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
     fmt = "\t".join(fmts)
     n = 0
-    try:
-        with (
-            open(tmp, "wb") as raw,
-            gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0, compresslevel=level) as gz,
-        ):
-            for block in blocks:
-                buf = io.StringIO()
-                np.savetxt(buf, block, fmt=fmt, delimiter="\t")
-                gz.write(buf.getvalue().replace("nan", "n/a").encode("ascii"))
-                n += len(block)
-        os.replace(tmp, path)
-    except OSError as exc:
-        tmp.unlink(missing_ok=True)
-        raise OutputError(
-            f"cannot write {path}: {exc.strerror or exc}.",
-            hint="Check that the BIDS root is writable and the disk has space.",
-        ) from exc
+    with (
+        staged(path) as tmp,
+        open(tmp, "wb") as raw,
+        gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0, compresslevel=level) as gz,
+    ):
+        for block in blocks:
+            buf = io.StringIO()
+            np.savetxt(buf, block, fmt=fmt, delimiter="\t")
+            gz.write(buf.getvalue().replace("nan", "n/a").encode("ascii"))
+            n += len(block)
     return n
 
 

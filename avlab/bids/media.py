@@ -35,7 +35,7 @@ import soundfile as sf
 
 from avlab import _format as fmt
 from avlab._logging import logger
-from avlab.bids._io import atomic_write_bytes, write_json, write_tsv_gz
+from avlab.bids._io import atomic_write_bytes, staged, write_json, write_tsv_gz
 from avlab.bids.models import BidsRun
 from avlab.bids.physio import stream_desc
 from avlab.bids.timeline import Timeline
@@ -347,16 +347,8 @@ def _copy(src: Path, dst: Path) -> None:
     dst.parent.mkdir(parents=True, exist_ok=True)
     if dst.is_file() and dst.stat().st_size == src.stat().st_size and _same(src, dst):
         return  # unchanged: keep the file and its modification time
-    tmp = dst.with_name(f".{dst.name}.tmp")
-    try:
+    with staged(dst, source=src) as tmp:
         shutil.copyfile(src, tmp)
-        os.replace(tmp, dst)
-    except OSError as exc:
-        tmp.unlink(missing_ok=True)
-        raise OutputError(
-            f"cannot copy {src.name} to {dst}: {exc.strerror or exc}.",
-            hint="Check that the BIDS root is writable and the disk has space.",
-        ) from exc
 
 
 def _same(a: Path, b: Path, chunk: int = 1 << 20) -> bool:
