@@ -33,8 +33,8 @@ __all__ = ["COLUMNS", "EventRow", "StimulusPresentation", "build_events", "write
 
 COLUMNS = (
     "onset", "duration", "trial_type", "sample", "trial", "block", "condition", "talker",
-    "attended_talker", "role", "side", "cue_modality", "snr_db", "stim_file", "speaker", "response",
-    "correct", "response_time", "marker",
+    "attended_talker", "role", "side", "face_x", "face_y", "cue_modality", "snr_db", "stim_file",
+    "speaker", "response", "correct", "response_time", "marker",
 )  # fmt: skip
 
 #: HED annotation of each ``trial_type`` (HED 8.4.0; validated by hedtools in tests).
@@ -118,6 +118,16 @@ def _column_meta() -> dict[str, dict[str, Any]]:
             "HED": {"target": "Target", "masker": "Distractor"},
         },
         "side": {"Description": "Where the talker was shown and heard (left/right/center)."},
+        "face_x": {
+            "Description": "Horizontal centre of the talker's face (video or still) on screen, in "
+            "screen heights from the screen centre, right positive (PsychoPy 'height' units); "
+            "n/a on rows that are not a talker's speech.",
+        },
+        "face_y": {
+            "Description": "Vertical centre of the talker's face (video or still) on screen, in "
+            "screen heights from the screen centre, up positive (PsychoPy 'height' units); "
+            "n/a on rows that are not a talker's speech.",
+        },
         "cue_modality": {
             "Description": "How the cue was given.",
             "Levels": {
@@ -215,6 +225,8 @@ class EventRow:
     attended_talker: str | None = None
     role: str | None = None
     side: str | None = None
+    face_x: float | None = None
+    face_y: float | None = None
     cue_modality: str | None = None
     snr_db: float | None = None
     stim_file: str | None = None
@@ -230,7 +242,7 @@ class EventRow:
         return [
             self.onset, self.duration, self.trial_type, sample, self.trial, self.block,
             self.condition, self.talker, self.attended_talker, self.role, self.side,
-            self.cue_modality,
+            self.face_x, self.face_y, self.cue_modality,
             self.snr_db, self.stim_file, self.speaker, self.response, self.correct,
             self.response_time, self.marker,
         ]  # fmt: skip
@@ -397,6 +409,7 @@ def _stimulus_rows(
             play = next((p for p in trial.talkers if p.stim_id == stim_id), None)
             if play is not None:
                 row.talker, row.side = play.talker, play.side
+                row.face_x, row.face_y = (round(float(v), 6) for v in play.position)
                 if row.attended_talker is not None:
                     row.role = "target" if play.talker == row.attended_talker else "masker"
             if trial.noise is not None:

@@ -34,6 +34,15 @@ def simulate_command(
     snr_db: Annotated[
         float | None, typer.Option("--snr-db", help="EEG TRF response vs background, dB.")
     ] = None,
+    look_attended: Annotated[
+        float,
+        typer.Option(
+            "--look-attended",
+            min=0.0,
+            max=1.0,
+            help="Share of fixations on the attended face (the rest glance at the other talker).",
+        ),
+    ] = 1.0,
     eeg_channels: Annotated[int, typer.Option("--eeg-channels", min=8, max=256)] = 32,
     eeg_rate: Annotated[float, typer.Option("--eeg-rate", min=250, max=2048, help="Hz.")] = 500.0,
     no_audio: Annotated[
@@ -61,6 +70,7 @@ def simulate_command(
     cfg.eeg.srate = eeg_rate
     if snr_db is not None:
         cfg.eeg.snr_db = snr_db
+    cfg.gaze.look_attended = look_attended
     cfg.audio.enabled = not no_audio
     cfg.audio.mic_channels = 2  # as avlab run --simulate
     console = Console(stderr=True)

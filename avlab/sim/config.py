@@ -75,6 +75,13 @@ class GazeConfig(_Model):
     echo_host: str = "127.0.0.1"
     echo_port: int = Field(default=0, ge=0, le=65535, description="0: any free port")
     blink_rate_hz: float = Field(default=0.25, ge=0)
+    look_attended: float = Field(
+        default=1.0,
+        ge=0.0,
+        le=1.0,
+        description="probability that a new fixation during a trial lands on the attended "
+        "talker's face; otherwise the other talker's face, for 0.4-1.5 s (1: always attended)",
+    )
 
 
 class AudioConfig(_Model):

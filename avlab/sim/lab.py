@@ -206,7 +206,9 @@ class SimLab:
             else None
         )
         self.gaze = (
-            ParadigmGaze(self.paradigm, self.blinks, seed=seed)
+            ParadigmGaze(
+                self.paradigm, self.blinks, seed=seed, look_attended=config.gaze.look_attended
+            )
             if self.paradigm is not None
             else GazeModel(self.schedule, self.blinks, seed=seed)
         )

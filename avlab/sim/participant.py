@@ -236,8 +236,12 @@ class Paradigm:
             gate = np.maximum(gate, np.sin(0.5 * np.pi * x) ** 2)
         return gate
 
-    def gaze_target(self, tau: float) -> np.ndarray | None:
-        """Screen position (height units) of the attended talker's face, or None."""
+    def gaze_target(self, tau: float, *, other: bool = False) -> np.ndarray | None:
+        """Screen position (height units) of the attended talker's face, or None.
+
+        With ``other``, the face of the talker who is not attended (the attended
+        face when the trial has a single talker).
+        """
         k = int(self.attended(np.array([tau]))[0])
         if k < 0:
             return None
@@ -245,6 +249,8 @@ class Paradigm:
             span_trial = [int(s[3]) for s in self._spans if s[0] <= tau < s[1]]
             trial = span_trial[-1] if span_trial else -1
             sides = next((t.sides for t in reversed(self._trials) if t.index == trial), None)
+        if other and (sides is None or len(sides) >= 2):
+            k = 1 - k
         if sides and k < len(sides):
             return np.array([_SIDE_X.get(sides[k], 0.0), _FACE_Y])
         return np.array([_SIDE_X["left" if k == 0 else "right"], _FACE_Y])
@@ -293,23 +299,44 @@ def _lerp(x: np.ndarray, pos: np.ndarray) -> np.ndarray:
 
 
 class ParadigmGaze(GazeModel):
-    """Gaze planned incrementally, as markers arrive (fixations on the attended face)."""
+    """Gaze planned incrementally, as markers arrive (fixations on the attended face).
 
-    def __init__(self, paradigm: Paradigm, blinks: Blinks, *, seed: int) -> None:
+    Parameters
+    ----------
+    paradigm : Paradigm
+        Who is attended when, and where the faces are.
+    blinks : Blinks
+        Shared blink events.
+    seed : int
+        Random seed.
+    look_attended : float
+        Probability (0-1) that a new fixation during a trial lands on the attended
+        talker's face; otherwise it dwells 0.4-1.5 s on the other talker's face.
+        1 (default) reproduces the earlier, always-attended gaze sample for sample.
+    """
+
+    def __init__(
+        self, paradigm: Paradigm, blinks: Blinks, *, seed: int, look_attended: float = 1.0
+    ) -> None:
         super().__init__(paradigm, blinks, seed=seed)  # type: ignore[arg-type]
         self.paradigm = paradigm
+        self.look_attended = look_attended
         self._plan_rng = np.random.default_rng([seed, 0x6C])
         self._fix: list[tuple[float, float, float, float, float, float]] = []
         self._t_next = 0.0
         self._n_spans = 0
         self._moved = False  # attention moved: the next fixation is on the new target
 
-    def _new_target(self, tau: float) -> np.ndarray:
+    def _new_target(self, tau: float) -> tuple[np.ndarray, bool]:
+        """Scene position of a new fixation, and whether it is a look at the other talker."""
         rng = self._plan_rng
         target = self.paradigm.gaze_target(tau)
         if target is None:
-            return np.array([800.0, 600.0]) + rng.normal(0.0, 15.0, 2)
-        return self._target_px(target, rng)
+            return np.array([800.0, 600.0]) + rng.normal(0.0, 15.0, 2), False
+        away = self.look_attended < 1.0 and not self._moved and rng.random() > self.look_attended
+        if away:
+            target = self.paradigm.gaze_target(tau, other=True)
+        return self._target_px(target, rng), away
 
     def _target_px(self, screen: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         from avlab.sim.gaze import _POINT_P, _POINTS
@@ -330,12 +357,13 @@ class ParadigmGaze(GazeModel):
             micro = rng.random() < 0.3 and not self._moved
             if self._fix and micro and self.paradigm.gaze_target(t) is not None:
                 pos = np.array(self._fix[-1][1:3]) + rng.normal(0.0, 6.0, 2)
+                away = False
             else:
-                pos = self._new_target(t)
+                pos, away = self._new_target(t)
                 self._moved = False
             vel = rng.normal(0.0, 8.0, 2)
             self._fix.append((t, pos[0], pos[1], vel[0], vel[1], 0.04))
-            self._t_next = t + rng.uniform(0.2, 0.7)
+            self._t_next = t + (rng.uniform(0.4, 1.5) if away else rng.uniform(0.2, 0.7))
         if len(self._fix) > 256:
             del self._fix[:-64]
 
