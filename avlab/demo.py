@@ -51,11 +51,15 @@ class DemoResult:
         Part 2: the simulated participant session (None with ``trials=0``).
     bids_root : Path | None
         Part 3: the BIDS dataset (None with ``trials=0``).
+    decode_out : Path | None
+        Part 4: the attention-decoding results (None with ``trials=0`` or
+        ``decode_trials=0``).
     """
 
     recording: Path
     participant_session: Path | None
     bids_root: Path | None = None
+    decode_out: Path | None = None
 
 
 def time_namespaces_available() -> bool:
@@ -112,6 +116,7 @@ def run_demo(
     eeg_channels: int = 64,
     eeg_rate: float = 1000.0,
     trials: int = 2,
+    decode_trials: int = 8,
 ) -> DemoResult:
     """Run the demo pipeline and return the session folder.
 
@@ -128,7 +133,10 @@ def run_demo(
     eeg_channels, eeg_rate : int, float
         Size of the simulated EEG (channels, Hz).
     trials : int
-        Trials of the participant session (part 2); 0 leaves part 2 out.
+        Trials of the participant session (part 2); 0 leaves parts 2-4 out.
+    decode_trials : int
+        Trials of each of the two participants simulated offline for part 4
+        (attention decoding); 0 leaves part 4 out.
 
     Returns
     -------
@@ -200,12 +208,17 @@ def run_demo(
         _participant_session(out, host_offset_s=host_offset_s, trials=trials) if trials else None
     )
     bids_root = _bids(out, run_session) if run_session is not None else None
+    decode_out = (
+        _decode(out, bids_root, decode_trials) if bids_root is not None and decode_trials else None
+    )
     console.rule("[bold green]demo done")
     console.print(
-        f"recording: {session}\nparticipant session: {run_session}\nBIDS dataset: {bids_root}",
+        f"recording: {session}\nparticipant session: {run_session}\nBIDS dataset: {bids_root}"
+        f"\nattention decoding: {decode_out}",
         highlight=False,
     )
-    return DemoResult(recording=session, participant_session=run_session, bids_root=bids_root)
+    return DemoResult(recording=session, participant_session=run_session, bids_root=bids_root,
+                      decode_out=decode_out)  # fmt: skip
 
 
 def _bids(out: Path, session: Path) -> Path:
@@ -221,6 +234,32 @@ def _bids(out: Path, session: Path) -> Path:
     ]  # fmt: skip
     _run_steps(steps)
     return root
+
+
+def _decode(out: Path, bids_root: Path, n_trials: int) -> Path:
+    protocol = "competing-talkers"
+    sessions = out / "sessions-offline"
+    shutil.rmtree(sessions, ignore_errors=True)
+    dec = out / "decode"
+    _run_steps([
+        (f"12. simulate participant 0{k} offline ({n_trials} trials; EEG at -40 dB SNR, "
+         "gaze on the attended face for 80 % of fixations)",
+         _avlab("simulate", protocol, str(sessions), "--participant", f"0{k}", "--seed", str(k),
+                "--trials", str(n_trials), "--snr-db", "-40", "--no-audio",
+                "--look-attended", "0.8", "--stimuli", str(out / "stimuli" / protocol),
+                "--quiet"))
+        for k in (2, 3)
+    ])  # fmt: skip
+    folders = sorted(str(f) for f in sessions.iterdir() if f.is_dir())
+    _run_steps([
+        ("13. convert them into the same BIDS dataset",
+         _avlab("bids", "convert", *folders, "--bids-root", str(bids_root),
+                "--screen-size", "0.531,0.299", "--screen-distance", "0.65")),
+        ("14. decode the attended talker from EEG (linear), gaze, and both (fusion)",
+         _avlab("decode", str(bids_root), "--method", "linear,gaze,fusion", "--out", str(dec),
+                "--null-shuffles", "2", "--quiet")),
+    ])  # fmt: skip
+    return dec
 
 
 def _participant_session(out: Path, *, host_offset_s: float, trials: int) -> Path:

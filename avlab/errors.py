@@ -37,6 +37,10 @@ class AvlabError(Exception):
     def __str__(self) -> str:
         return f"{self.message} {self.hint}".strip() if self.hint else self.message
 
+    def __reduce__(self) -> tuple[type, tuple[str, str]]:
+        # keep the hint when the error crosses a process boundary (worker pools)
+        return (type(self), (self.message, self.hint))
+
 
 class StreamNotFoundError(AvlabError, LookupError):
     """A requested LSL stream is not visible."""

@@ -1,8 +1,10 @@
 """The demo pipeline end to end, short: simulate, record, inspect, score the sync; then a
-simulated participant session of one trial (stimuli built, presenter headless)."""
+simulated participant session of one trial (stimuli built, presenter headless), BIDS,
+and attention decoding with two more participants simulated offline."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from avlab.demo import run_demo, time_namespaces_available
@@ -11,7 +13,9 @@ from avlab.session.summary import summarize
 
 def test_demo_pipeline_scores_sync_against_truth(tmp_path: Path) -> None:
     offset = 37 if time_namespaces_available() else 0
-    result = run_demo(tmp_path, duration_s=12.0, host_offset_s=offset, eeg_channels=16, trials=1)
+    result = run_demo(
+        tmp_path, duration_s=12.0, host_offset_s=offset, eeg_channels=16, trials=1, decode_trials=3
+    )
     summary = summarize(result.recording)
     by_name = {s.name: s for s in summary.streams}
     assert {"EEG", "Gaze", "Talkers", "Microphone", "Camera", "Markers"} <= set(by_name)
@@ -32,3 +36,9 @@ def test_demo_pipeline_scores_sync_against_truth(tmp_path: Path) -> None:
     assert all(s.samples_lost == 0 for s in part2.streams)
     trials = (result.participant_session / "trials.jsonl").read_text().splitlines()
     assert len(trials) == 1
+
+    # part 4: two more participants simulated offline, decoded with the null control
+    assert result.decode_out is not None
+    summary = json.loads((result.decode_out / "summary.json").read_text())
+    assert {m["method"] for m in summary["methods"]} == {"linear", "gaze", "fusion"}
+    assert (result.decode_out / "report.html").is_file()

@@ -9,6 +9,7 @@ from __future__ import annotations
 from avlab.cli import (
     app,
     bids,
+    decode,
     demo,
     devices,
     inspect,
@@ -24,6 +25,7 @@ from avlab.cli import (
 __all__ = [
     "app",
     "bids",
+    "decode",
     "demo",
     "devices",
     "inspect",

@@ -40,7 +40,7 @@ def simulate_command(
             "--look-attended",
             min=0.0,
             max=1.0,
-            help="Share of fixations on the attended face (the rest glance at the other talker).",
+            help="Share of trial time on the attended face (the rest: glances at the other one).",
         ),
     ] = 1.0,
     eeg_channels: Annotated[int, typer.Option("--eeg-channels", min=8, max=256)] = 32,

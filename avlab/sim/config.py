@@ -79,8 +79,8 @@ class GazeConfig(_Model):
         default=1.0,
         ge=0.0,
         le=1.0,
-        description="probability that a new fixation during a trial lands on the attended "
-        "talker's face; otherwise the other talker's face, for 0.4-1.5 s (1: always attended)",
+        description="share of trial time the gaze is on the attended talker's face; the rest "
+        "are glances of 0.4-1.5 s at the other talker's face (1: always attended)",
     )
 
 

@@ -310,9 +310,9 @@ class ParadigmGaze(GazeModel):
     seed : int
         Random seed.
     look_attended : float
-        Probability (0-1) that a new fixation during a trial lands on the attended
-        talker's face; otherwise it dwells 0.4-1.5 s on the other talker's face.
-        1 (default) reproduces the earlier, always-attended gaze sample for sample.
+        Share (0-1) of trial time the gaze is on the attended talker's face; the rest
+        are glances of 0.4-1.5 s at the other talker's face. 1 (default) reproduces
+        the earlier, always-attended gaze sample for sample.
     """
 
     def __init__(
@@ -326,6 +326,7 @@ class ParadigmGaze(GazeModel):
         self._t_next = 0.0
         self._n_spans = 0
         self._moved = False  # attention moved: the next fixation is on the new target
+        self._away = False  # the current fixation is a glance at the other talker
 
     def _new_target(self, tau: float) -> tuple[np.ndarray, bool]:
         """Scene position of a new fixation, and whether it is a look at the other talker."""
@@ -333,7 +334,13 @@ class ParadigmGaze(GazeModel):
         target = self.paradigm.gaze_target(tau)
         if target is None:
             return np.array([800.0, 600.0]) + rng.normal(0.0, 15.0, 2), False
-        away = self.look_attended < 1.0 and not self._moved and rng.random() > self.look_attended
+        away = False
+        if self.look_attended < 1.0 and not self._moved:
+            # a glance (0.4-1.5 s, mean 0.95 s) replaces a fixation (mean 0.45 s) with
+            # probability q, chosen so that the share of time on the attended face is p
+            p = self.look_attended
+            q = 0.45 * (1.0 - p) / (0.45 * (1.0 - p) + 0.95 * p)
+            away = rng.random() < q / 0.7  # 30 % of fixations are microsaccades, not decisions
         if away:
             target = self.paradigm.gaze_target(tau, other=True)
         return self._target_px(target, rng), away
@@ -354,7 +361,7 @@ class ParadigmGaze(GazeModel):
         rng = self._plan_rng
         while self._t_next <= until:
             t = self._t_next
-            micro = rng.random() < 0.3 and not self._moved
+            micro = rng.random() < 0.3 and not self._moved and not self._away
             if self._fix and micro and self.paradigm.gaze_target(t) is not None:
                 pos = np.array(self._fix[-1][1:3]) + rng.normal(0.0, 6.0, 2)
                 away = False
@@ -363,6 +370,7 @@ class ParadigmGaze(GazeModel):
                 self._moved = False
             vel = rng.normal(0.0, 8.0, 2)
             self._fix.append((t, pos[0], pos[1], vel[0], vel[1], 0.04))
+            self._away = away  # a glance ends with a new target, not a microsaccade
             self._t_next = t + (rng.uniform(0.4, 1.5) if away else rng.uniform(0.2, 0.7))
         if len(self._fix) > 256:
             del self._fix[:-64]
