@@ -22,7 +22,7 @@ from pathlib import Path
 
 from _common import AVLAB, REPO
 
-SNRS = (-40.0, -45.0, -50.0)
+SNRS = (-35.0, -40.0, -45.0)
 
 
 def _run(args: list[str], log: Path) -> float:

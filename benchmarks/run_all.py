@@ -2,8 +2,10 @@
 
 B1+B2 record for 10 minutes; B3 kills the recorder 20 times; B4 runs every
 protocol in full against the simulated lab (about 25 minutes); B5 converts a
-60-minute simulated session to BIDS beside mne-bids alone (about 10 minutes).
-About an hour.
+60-minute simulated session to BIDS beside mne-bids alone (about 10 minutes). B6
+times the linear decoder beside mtrf on 18 simulated subjects (about 20 minutes),
+and B6b decodes simulated datasets at three SNRs with every method (about 40
+minutes). About two hours.
 The figures are copied into docs/benchmarks.md by hand, with the date.
 """
 
@@ -41,6 +43,10 @@ def main() -> None:
     )
     subprocess.run([py, str(HERE / "b4_protocols.py"), "--out", str(args.out / "b4")], check=True)
     subprocess.run([py, str(HERE / "b5_bids.py"), "--out", str(args.out / "b5")], check=True)
+    subprocess.run([py, str(HERE / "b6_decode.py"), "--out", str(args.out / "b6")], check=True)
+    subprocess.run(
+        [py, str(HERE / "b6_accuracy.py"), "--out", str(args.out / "b6acc")], check=True
+    )
     subprocess.run([py, str(HERE / "summarize.py"), str(args.out)], check=True)
 
 

@@ -1,113 +1,123 @@
-"""CCA attention decoder (de Cheveigné et al. 2018), from additive per-trial statistics.
+"""CCA attention decoder (de Cheveigné et al. 2018): canonical components of EEG and envelope.
 
-Regularized canonical correlation analysis between the lagged EEG (``tmin``–``tmax``,
-default 0–250 ms after the stimulus) and the lagged attended envelope (0–``env_tmax``,
-default 0–500 ms before the EEG sample). Both covariances and the cross-covariance
-come from :func:`avlab.decode._lagstats.trial_stats` with the lagged envelope rows as
-the targets, so they add over trials like the linear decoders' statistics.
+Regularized canonical correlation analysis between the lagged EEG (``tmin … tmax``
+after the stimulus, as the backward model) and the lagged attended envelope
+(``env_tmin … env_tmax`` before the EEG sample), computed from additive per-trial
+statistics (:mod:`avlab.decode._lagstats`): ``Cxx = Gxx_c + λx I``, ``Cyy = Gyy_c + λy I``,
+``Cxy``; whitening by Cholesky factors, then ``svd(Lx⁻¹ Cxy Ly⁻ᵀ)`` keeps the first
+``n_components`` component pairs.
 
-Decision: in each window, the correlation ``ρ_k`` of the k-th EEG component with the
-k-th component of each talker's envelope gives the features ``ρ_a,k − ρ_b,k``
-(k = 1…K); a logistic regression without intercept weighs them into a score.
-
-**Classifier training (documented choice).** The classifier is trained on
-non-overlapping windows of ``train_window_s`` s cut from the *training* trials, with
-the CCA also fitted on them, each window entered once as is (label a) and once with
-the sign flipped (label b), so the score is antisymmetric in the talkers. Those
-features are in-sample for the CCA, so their magnitudes are optimistic; the classifier
-only learns the relative weight of the components and no test trial enters any step,
-so the held-out evaluation stays leakage-free. The regularization is fixed
-(``alpha_x``, ``alpha_y``, relative to the mean eigenvalue), not cross-validated.
+Per decision window the features are ``Δρ_k = ρ(u_k, v_k(a)) − ρ(u_k, v_k(b))``: the
+Pearson correlation of EEG component ``k`` with envelope component ``k`` of talker *a*
+minus that of talker *b*. A logistic regression **without intercept** weighs them, so
+the score is antisymmetric in the talkers (swapping *a* and *b* flips its sign). It is
+trained on features of *inner out-of-sample* windows: each group of training trials
+(``groups``; one trial per group when None) is left out in turn, the CCA is refitted on
+the rest, and the held-out trials are cut into windows of ``train_window_s`` s (default
+5 s), in both talker orders. With a single training group there is no inner split: the
+weights are then the training canonical correlations, and a warning says so.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from scipy.linalg import cholesky, solve_triangular, svd
+from scipy.linalg import cholesky, solve_triangular
 from sklearn.linear_model import LogisticRegression
 
-from avlab.decode._lagstats import TrialStats, lag_shifts, lagged_predict, trial_stats
-from avlab.decode.base import AttentionDecoder, DecodeError
+from avlab._logging import logger
+from avlab.decode._lagstats import TrialStats, lag_shifts, lagged_predict, sum_stats, trial_stats
+from avlab.decode.base import AttentionDecoder, DecodeError, window_corr
 from avlab.decode.linear import check_trials
 
-__all__ = ["CCADecoder", "CCAStats"]
+__all__ = ["CCADecoder", "CCATrial"]
 
 
 @dataclass
-class CCAStats:
-    """Per-trial statistics for CCA: lagged EEG × lagged envelope, and the envelope Gram.
+class CCATrial:
+    """What :meth:`CCADecoder.prepare` keeps per trial.
 
     Attributes
     ----------
-    xy : TrialStats
-        Lagged EEG against the lagged attended envelope rows (targets).
-    yy : ndarray, shape (n_env_lags, n_env_lags)
-        Gram matrix of the lagged attended envelope.
+    xs : TrialStats
+        Lagged EEG Gram (``G``), column sums (``m``) and cross terms with the lagged
+        attended envelope (``B``, one target per envelope lag; ``s_y`` its sums).
+    ys : TrialStats
+        Lagged attended envelope Gram (``G``) and column sums (``m``).
+    eeg : ndarray, shape (n_channels, n_times)
+    attended, unattended : ndarray, shape (n_times,)
+        The trial's signals (references), for the inner out-of-sample windows.
     """
 
-    xy: TrialStats
-    yy: np.ndarray
+    xs: TrialStats
+    ys: TrialStats
+    eeg: np.ndarray
+    attended: np.ndarray
+    unattended: np.ndarray | None
 
-    def __add__(self, other: CCAStats) -> CCAStats:
-        return CCAStats(xy=self.xy + other.xy, yy=self.yy + other.yy)
 
-
-def _lag_env(env: np.ndarray, n_lags: int) -> np.ndarray:
-    """Rows ``env(t − l)`` for l = 0 … n_lags−1, zero before the trial; (n_lags, n_times)."""
-    out = np.zeros((n_lags, env.size))
-    for lag in range(n_lags):
-        out[lag, lag:] = env[: env.size - lag]
+def _lagged_rows(env: np.ndarray, shifts: np.ndarray) -> np.ndarray:
+    """``out[i, t] = env[t + shifts[i]]``, zero outside the trial; shape (n_lags, n_times)."""
+    n_t = env.size
+    out = np.zeros((len(shifts), n_t))
+    for i, s in enumerate(shifts):
+        s = int(s)
+        if s >= 0:
+            out[i, : n_t - s] = env[s:]
+        else:
+            out[i, -s:] = env[: n_t + s]
     return out
 
 
-def _window_rows_corr(x: np.ndarray, y: np.ndarray, width: int) -> np.ndarray:
-    """Per-row, per-window Pearson r of x and y (K, T) → (n_windows, K)."""
-    k, n_t = x.shape
-    n = n_t // width if width >= 2 else 0
-    if n == 0:
-        return np.zeros((0, k))
-    xw = x[:, : n * width].reshape(k, n, width)
-    yw = y[:, : n * width].reshape(k, n, width)
-    xw = xw - xw.mean(axis=2, keepdims=True)
-    yw = yw - yw.mean(axis=2, keepdims=True)
-    den = np.sqrt((xw * xw).sum(axis=2) * (yw * yw).sum(axis=2))
-    return np.divide((xw * yw).sum(axis=2), den, out=np.zeros((k, n)), where=den > 0).T
+def _units(n: int, groups: Sequence[Hashable] | None) -> list[list[int]]:
+    if groups is None:
+        return [[i] for i in range(n)]
+    if len(groups) != n:
+        raise DecodeError(
+            f"{len(groups)} groups given for {n} trials.", hint="Pass one group per trial."
+        )
+    out: dict[Hashable, list[int]] = {}
+    for i, g in enumerate(groups):
+        out.setdefault(g, []).append(i)
+    return list(out.values())
 
 
 class CCADecoder(AttentionDecoder):
-    """Regularized CCA between lagged EEG and lagged envelope, with a window classifier.
+    """Canonical correlation decoder: which talker's envelope components match the EEG's.
 
     Parameters
     ----------
     tmin, tmax : float
-        EEG lags after the stimulus, s.
-    env_tmax : float
-        Envelope lags 0 … ``env_tmax`` s (envelope before the EEG sample).
-    sfreq : float
-        Sampling rate, Hz.
+        Lags of the EEG after the stimulus, s (default 0–250 ms).
+    env_tmin, env_tmax : float
+        Lags of the envelope before the EEG sample, s (default 0–500 ms).
     n_components : int
         Canonical component pairs kept (K).
-    alpha_x, alpha_y : float
-        Ridge on the EEG and envelope covariances, relative to their mean eigenvalue.
-    train_window_s : float
-        Window length of the classifier's training windows, s.
+    reg : float
+        Ridge added to both covariance matrices, relative to their mean eigenvalue.
+    sfreq : float
+        Sampling rate of EEG and envelopes, Hz.
     C : float
-        Inverse regularization of the logistic regression.
+        Inverse L2 strength of the logistic regression on the window features.
+    train_window_s : float
+        Length of the inner out-of-sample windows the logistic regression is trained
+        on, s.
 
     Attributes
     ----------
-    wx_ : ndarray, shape (n_eeg_features, n_components)
-        EEG canonical weights (feature ``lag*C + channel``).
-    wy_ : ndarray, shape (n_env_lags, n_components)
-        Envelope canonical weights.
+    x_weights_ : ndarray, shape (n_lags * n_channels, n_components)
+        EEG canonical weights, feature ``i*C + c`` = EEG lag i, channel c.
+    y_weights_ : ndarray, shape (n_env_lags, n_components)
+        Envelope canonical weights, in ascending-shift order (descending lag).
     canonical_corr_ : ndarray, shape (n_components,)
-        Training canonical correlations.
-    clf_coef_ : ndarray, shape (n_components,)
-        Logistic-regression weights of the features ``ρ_a,k − ρ_b,k``.
+        Training canonical correlations (regularized).
+    coef_ : ndarray, shape (n_components,)
+        Logistic-regression weights of the features ``Δρ_k``.
+    n_inner_windows_ : int
+        Inner windows (per talker order) the weights were trained on (0: fallback).
     """
 
     def __init__(
@@ -115,27 +125,33 @@ class CCADecoder(AttentionDecoder):
         *,
         tmin: float = 0.0,
         tmax: float = 0.25,
+        env_tmin: float = 0.0,
         env_tmax: float = 0.5,
-        sfreq: float = 64.0,
         n_components: int = 3,
-        alpha_x: float = 1e-2,
-        alpha_y: float = 1e-2,
-        train_window_s: float = 5.0,
+        reg: float = 1e-3,
+        sfreq: float = 64.0,
         C: float = 1.0,
+        train_window_s: float = 5.0,
     ) -> None:
         self.tmin = tmin
         self.tmax = tmax
+        self.env_tmin = env_tmin
         self.env_tmax = env_tmax
-        self.sfreq = sfreq
         self.n_components = n_components
-        self.alpha_x = alpha_x
-        self.alpha_y = alpha_y
-        self.train_window_s = train_window_s
+        self.reg = reg
+        self.sfreq = sfreq
         self.C = C
+        self.train_window_s = train_window_s
 
-    def _n_env_lags(self) -> int:
-        return len(lag_shifts(0.0, self.env_tmax, self.sfreq))
+    # -- lags ------------------------------------------------------------------------
+    def _x_shifts(self) -> np.ndarray:
+        return lag_shifts(self.tmin, self.tmax, self.sfreq)
 
+    def _y_shifts(self) -> np.ndarray:
+        # block i holds env[t + shift_i] = env[t − lag]: ascending shifts
+        return -lag_shifts(self.env_tmin, self.env_tmax, self.sfreq)[::-1]
+
+    # -- statistics ------------------------------------------------------------------
     def prepare(
         self,
         eeg: Sequence[np.ndarray] | None,
@@ -143,40 +159,76 @@ class CCADecoder(AttentionDecoder):
         unattended: Sequence[np.ndarray] | None = None,
         *,
         gaze: Sequence[np.ndarray] | None = None,
-    ) -> list[CCAStats]:
-        """Per-trial CCA statistics of the lagged EEG and lagged attended envelope."""
-        e, a, _ = check_trials(eeg, attended, None)
-        sh = lag_shifts(self.tmin, self.tmax, self.sfreq)
+    ) -> list[CCATrial]:
+        """Per-trial CCA statistics (computed once; folds subtract them).
+
+        Returns
+        -------
+        prepared : list of CCATrial
+        """
+        e, a, u = check_trials(eeg, attended, unattended)
+        sx, sy = self._x_shifts(), self._y_shifts()
         out = []
-        for x, env in zip(e, a, strict=True):
-            ly = _lag_env(env, self._n_env_lags())
-            out.append(CCAStats(xy=trial_stats(x, ly, sh), yy=ly @ ly.T))
+        for i, x in enumerate(e):
+            ylag = _lagged_rows(a[i], sy)
+            out.append(
+                CCATrial(
+                    xs=trial_stats(x, ylag, sx),
+                    ys=trial_stats(a[i][None], a[i][None], sy),
+                    eeg=x,
+                    attended=a[i],
+                    unattended=None if u is None else u[i],
+                )
+            )
         return out
 
-    def _components(
-        self, eeg: list[np.ndarray], env: list[np.ndarray]
-    ) -> tuple[list[np.ndarray], list[np.ndarray]]:
-        sh = lag_shifts(self.tmin, self.tmax, self.sfreq)
-        k = self.wx_.shape[1]
-        zx = [lagged_predict(x, self.wx_, np.zeros(k), sh) for x in eeg]
-        zy = [self.wy_.T @ _lag_env(y, self.wy_.shape[0]) for y in env]
-        return zx, zy
+    def _solve(self, xs: TrialStats, ys: TrialStats) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Regularized CCA from summed statistics: (Wx, Wy, canonical correlations)."""
+        n = float(xs.n)
+        cxx = xs.G - np.outer(xs.m, xs.m) / n
+        cyy = ys.G - np.outer(ys.m, ys.m) / n
+        cxy = xs.B - np.outer(xs.m, xs.s_y) / n
+        for c in (cxx, cyy):
+            c.flat[:: c.shape[0] + 1] += float(self.reg) * np.trace(c) / c.shape[0]
+        try:
+            lx = cholesky(cxx, lower=True, check_finite=False)
+            ly = cholesky(cyy, lower=True, check_finite=False)
+        except np.linalg.LinAlgError as exc:
+            raise DecodeError(
+                f"the CCA covariance is not positive definite ({exc}).",
+                hint="Increase reg, or check for constant or duplicate channels.",
+            ) from exc
+        mid = solve_triangular(lx, cxy, lower=True, check_finite=False)
+        mid = solve_triangular(ly, mid.T, lower=True, check_finite=False).T  # Lx⁻¹ Cxy Ly⁻ᵀ
+        uu, ss, vt = np.linalg.svd(mid, full_matrices=False)
+        k = max(1, min(int(self.n_components), ss.size))
+        wx = solve_triangular(lx.T, uu[:, :k], lower=False, check_finite=False)
+        wy = solve_triangular(ly.T, vt[:k].T, lower=False, check_finite=False)
+        return wx, wy, ss[:k]
 
     def _features(
         self,
-        eeg: list[np.ndarray],
-        env_a: list[np.ndarray],
-        env_b: list[np.ndarray],
+        wx: np.ndarray,
+        wy: np.ndarray,
+        eeg: np.ndarray,
+        env_a: np.ndarray,
+        env_b: np.ndarray,
         window_s: float,
-    ) -> list[np.ndarray]:
-        width = int(round(window_s * float(self.sfreq)))
-        zx, za = self._components(eeg, env_a)
-        _, zb = self._components(eeg, env_b)
-        return [
-            _window_rows_corr(x, ya, width) - _window_rows_corr(x, yb, width)
-            for x, ya, yb in zip(zx, za, zb, strict=True)
+    ) -> np.ndarray:
+        """``Δρ_k`` per window, shape (n_windows, n_components)."""
+        k = wx.shape[1]
+        zero = np.zeros(k)
+        u = lagged_predict(eeg, wx, zero, self._x_shifts())
+        va = lagged_predict(env_a[None], wy, zero, self._y_shifts())
+        vb = lagged_predict(env_b[None], wy, zero, self._y_shifts())
+        fs = float(self.sfreq)
+        cols = [
+            window_corr(u[j], va[j], fs, window_s) - window_corr(u[j], vb[j], fs, window_s)
+            for j in range(k)
         ]
+        return np.stack(cols, axis=1)
 
+    # -- estimator API ---------------------------------------------------------------
     def fit(
         self,
         eeg: Sequence[np.ndarray] | None,
@@ -187,52 +239,89 @@ class CCADecoder(AttentionDecoder):
         groups: Sequence[str] | None = None,
         prepared: Sequence[Any] | None = None,
     ) -> CCADecoder:
-        """Fit the CCA on all trials, then the classifier on their windows (see module).
+        """Fit the CCA on all trials and the window classifier on inner held-out windows.
 
-        ``unattended`` is required: the classifier's features contrast the talkers.
+        Parameters
+        ----------
+        eeg : list of ndarray, shape (n_channels, n_times)
+            EEG per trial (unused when ``prepared`` is given).
+        attended, unattended : list of ndarray, shape (n_times,)
+            Envelopes per trial. The CCA uses the attended one; the inner windows need
+            both (without ``unattended`` the classifier falls back to fixed weights).
+        gaze : ignored
+        groups : list of str | None
+            Trials sharing a label stay together in the inner folds.
+        prepared : list of CCATrial | None
+            What :meth:`prepare` returned for these trials.
+
+        Returns
+        -------
+        self : CCADecoder
         """
-        e, a, u = check_trials(eeg, attended, unattended)
-        if u is None:
-            raise DecodeError(
-                "CCADecoder.fit needs the unattended envelopes.",
-                hint="Pass unattended=[...] (one envelope per trial).",
-            )
-        stats = list(prepared) if prepared is not None else self.prepare(e, a)
-        if not stats or not all(isinstance(s, CCAStats) for s in stats):
+        trials = list(prepared) if prepared is not None else self.prepare(eeg, attended, unattended)
+        if not trials or not all(isinstance(t, CCATrial) for t in trials):
             raise DecodeError(
                 "prepared must be the list CCADecoder.prepare() returned.",
                 hint="Call prepare() with the same decoder settings.",
             )
-        tot = stats[0]
-        for s in stats[1:]:
-            tot = tot + s
-        st, n = tot.xy, float(tot.xy.n)
-        cxx = st.G - np.outer(st.m, st.m) / n
-        cyy = tot.yy - np.outer(st.s_y, st.s_y) / n
-        cxy = st.B - np.outer(st.m, st.s_y) / n
-        cxx[np.diag_indices_from(cxx)] += self.alpha_x * np.trace(cxx) / cxx.shape[0]
-        cyy[np.diag_indices_from(cyy)] += self.alpha_y * np.trace(cyy) / cyy.shape[0]
-        lx = cholesky(cxx, lower=True)
-        ly = cholesky(cyy, lower=True)
-        m = solve_triangular(lx, solve_triangular(ly, cxy.T, lower=True).T, lower=True)
-        uu, ss, vt = svd(m, full_matrices=False)
-        k = int(min(self.n_components, ss.size))
-        if k < 1:
-            raise DecodeError("n_components must be >= 1.", hint="Use n_components=3.")
-        self.wx_ = solve_triangular(lx, uu[:, :k], lower=True, trans="T")
-        self.wy_ = solve_triangular(ly, vt[:k].T, lower=True, trans="T")
-        self.canonical_corr_ = ss[:k].copy()
-        feats = np.concatenate(self._features(e, a, u, float(self.train_window_s)))
-        if feats.shape[0] == 0:
+        if not np.array_equal(trials[0].xs.shifts, self._x_shifts()) or not np.array_equal(
+            trials[0].ys.shifts, self._y_shifts()
+        ):
             raise DecodeError(
-                f"no training window of {self.train_window_s:g} s fits in the trials.",
-                hint="Lower train_window_s.",
+                "prepared statistics were computed with other lags.",
+                hint="Call prepare() again after changing the lags or sfreq.",
             )
-        xs = np.concatenate([feats, -feats])
-        ys = np.r_[np.ones(len(feats)), np.zeros(len(feats))]
-        clf = LogisticRegression(fit_intercept=False, C=float(self.C)).fit(xs, ys)
-        self.clf_coef_ = clf.coef_.ravel().copy()
+        tot_x = sum_stats(t.xs for t in trials)
+        tot_y = sum_stats(t.ys for t in trials)
+        self.x_weights_, self.y_weights_, self.canonical_corr_ = self._solve(tot_x, tot_y)
+        self.n_channels_ = trials[0].xs.n_channels
+        feats = self._inner_features(trials, groups, tot_x, tot_y)
+        if feats is None or feats.shape[0] == 0:
+            logger.warning(
+                "CCADecoder: no inner held-out windows (one training group, trials shorter "
+                "than %g s, or no unattended envelope); weighting the components by their "
+                "canonical correlations.",
+                self.train_window_s,
+            )
+            self.coef_ = self.canonical_corr_.copy()
+            self.n_inner_windows_ = 0
+            return self
+        x = np.concatenate([feats, -feats])  # both talker orders: label 1 = talker a
+        y = np.concatenate([np.ones(len(feats)), np.zeros(len(feats))])
+        clf = LogisticRegression(C=float(self.C), fit_intercept=False, max_iter=1000)
+        clf.fit(x, y)
+        self.coef_ = clf.coef_.ravel().astype(np.float64)
+        self.n_inner_windows_ = int(len(feats))
         return self
+
+    def _inner_features(
+        self,
+        trials: list[CCATrial],
+        groups: Sequence[str] | None,
+        tot_x: TrialStats,
+        tot_y: TrialStats,
+    ) -> np.ndarray | None:
+        """Features of the inner held-out windows (attended = talker a), or None."""
+        units = _units(len(trials), groups)
+        if len(units) < 2 or any(t.unattended is None for t in trials):
+            return None
+        rows = []
+        for unit in units:
+            xs, ys = tot_x, tot_y
+            for i in unit:
+                xs, ys = xs - trials[i].xs, ys - trials[i].ys
+            wx, wy, _ = self._solve(xs, ys)
+            for i in unit:
+                t = trials[i]
+                assert t.unattended is not None
+                rows.append(
+                    self._features(wx, wy, t.eeg, t.attended, t.unattended, self.train_window_s)
+                )
+        return np.concatenate(rows) if rows else None
+
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "coef_"):
+            raise DecodeError("the decoder is not fitted.", hint="Call fit() first.")
 
     def decision_function(
         self,
@@ -243,30 +332,44 @@ class CCADecoder(AttentionDecoder):
         window_s: float,
         gaze: Sequence[np.ndarray] | None = None,
     ) -> list[np.ndarray]:
-        """Logistic score of the features ``ρ_a,k − ρ_b,k`` per window, per trial."""
-        if not hasattr(self, "wx_"):
-            raise DecodeError("the CCA decoder is not fitted.", hint="Call fit() first.")
+        """``Σ_k coef_k · Δρ_k`` per decision window of ``window_s`` s, per trial."""
+        self._check_fitted()
         e, a, b = check_trials(eeg, env_a, env_b)
         assert b is not None
-        return [f @ self.clf_coef_ for f in self._features(e, a, b, window_s)]
+        if e[0].shape[0] != self.n_channels_:
+            raise DecodeError(
+                f"the model expects {self.n_channels_} channels, got {e[0].shape[0]}.",
+                hint="Pass EEG with the channels the model was trained on.",
+            )
+        return [
+            self._features(self.x_weights_, self.y_weights_, x, a[i], b[i], window_s) @ self.coef_
+            for i, x in enumerate(e)
+        ]
 
+    # -- saving ----------------------------------------------------------------------
     def _state_arrays(self) -> dict[str, np.ndarray]:
+        self._check_fitted()
         return {
-            "wx": self.wx_,
-            "wy": self.wy_,
+            "x_weights": self.x_weights_,
+            "y_weights": self.y_weights_,
             "canonical_corr": self.canonical_corr_,
-            "clf_coef": self.clf_coef_,
+            "coef": self.coef_,
+            "n_inner_windows": np.array([self.n_inner_windows_]),
         }
 
     def _set_state_arrays(self, arrays: dict[str, np.ndarray]) -> None:
-        wy = np.asarray(arrays["wy"], dtype=np.float64)
-        if wy.shape[0] != self._n_env_lags():
+        wx = np.asarray(arrays["x_weights"], dtype=np.float64)
+        wy = np.asarray(arrays["y_weights"], dtype=np.float64)
+        n_x, n_y = len(self._x_shifts()), len(self._y_shifts())
+        if wx.ndim != 2 or wx.shape[0] % n_x or wy.shape[0] != n_y:
             raise DecodeError(
-                f"saved envelope weights have {wy.shape[0]} lags, the settings give "
-                f"{self._n_env_lags()}.",
+                f"saved CCA weights {wx.shape}/{wy.shape} do not fit the lag settings "
+                f"({n_x} EEG lags, {n_y} envelope lags).",
                 hint="Load the model with the parameters it was saved with.",
             )
-        self.wx_ = np.asarray(arrays["wx"], dtype=np.float64)
-        self.wy_ = wy
+        self.x_weights_ = wx
+        self.y_weights_ = wy
         self.canonical_corr_ = np.asarray(arrays["canonical_corr"], dtype=np.float64)
-        self.clf_coef_ = np.asarray(arrays["clf_coef"], dtype=np.float64)
+        self.coef_ = np.asarray(arrays["coef"], dtype=np.float64)
+        self.n_inner_windows_ = int(np.asarray(arrays["n_inner_windows"]).ravel()[0])
+        self.n_channels_ = wx.shape[0] // n_x
