@@ -117,8 +117,39 @@ def summarize_b5(root: Path) -> None:
           f"validator: {r['validator']}")  # fmt: skip
 
 
+def summarize_b6(root: Path) -> None:
+    """B6: linear decoder speed beside mtrf; B6b: accuracy at three SNRs per method."""
+    path = root / "b6" / "b6_decode.json"
+    if path.exists():
+        r = json.loads(path.read_text())
+        z, ag = r["size"], r["agreement"] or {}
+        print(f"### B6 linear decoder speed: {z['subjects']} subjects x "
+              f"{z['minutes_per_subject']:g} min x {z['channels']} ch at {z['sfreq']:g} Hz, "
+              f"{z['trials']} trials\n")  # fmt: skip
+        print("| job | wall s | CPU s |\n|---|---|---|")
+        for key in ("avlab_loto", "avlab_nested", "mtrf"):
+            x = r.get(key)
+            if x:
+                print(f"| {key} | {x['wall_s']:.1f} | {x['cpu_s_total']:.1f} |")
+        print(f"\nagreement: {ag}\n")
+    path = root / "b6acc" / "b6_accuracy.json"
+    if not path.exists():
+        return
+    r = json.loads(path.read_text())
+    print("### B6b accuracy against window length (pooled over subjects)\n")
+    for snr, entry in r["snr"].items():
+        for summary in entry["summary"].values():
+            for m in summary["methods"]:
+                acc = " | ".join(f"{w['window_s']:g}s {w['accuracy']:.3f}" for w in m["windows"])
+                null = [n for n in m["null"] if n.get("window_s") is None]
+                nl = f"{null[0]['accuracy']:.3f}/{null[0]['n']}" if null else "-"
+                print(f"| {snr} dB | {m['method']} | {acc} | MESD {m['mesd_median_s']} | "
+                      f"null {nl} |")  # fmt: skip
+
+
 if __name__ == "__main__":
     main()
     root = Path(sys.argv[1] if len(sys.argv) > 1 else "bench-out")
     summarize_b4(root)
     summarize_b5(root)
+    summarize_b6(root)
