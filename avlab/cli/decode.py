@@ -62,6 +62,14 @@ def decode_command(
             "--cv", help="loto: leave one trial out per subject; loso: leave one subject out."
         ),
     ] = "loto",
+    stimulus_disjoint: Annotated[
+        bool,
+        typer.Option(
+            "--stimulus-disjoint",
+            help="loso: also keep out of training the other subjects' trials that played "
+            "the held-out subject's stimuli.",
+        ),
+    ] = False,
     envelope: Annotated[
         str, typer.Option("--envelope", help="Speech envelope: hilbert or gammatone.")
     ] = "hilbert",
@@ -112,6 +120,7 @@ def decode_command(
         task=task,
         windows=_floats(windows, "--windows"),
         cv=cv,  # type: ignore[arg-type]
+        stimulus_disjoint=stimulus_disjoint,
         preprocessing=Preprocessing(l_freq=lo, h_freq=hi, sfreq=sfreq, reference=ref),
         envelope=EnvelopeConfig(method=envelope),  # type: ignore[arg-type]
         null_shuffles=null_shuffles,

@@ -50,6 +50,7 @@ class DecodeOptions(BaseModel):
     task: str | None = None
     windows: tuple[float, ...] = DEFAULT_WINDOWS_S
     cv: Literal["loto", "loso"] = "loto"
+    stimulus_disjoint: bool = False
     preprocessing: Preprocessing = Field(default_factory=Preprocessing)
     envelope: EnvelopeConfig = Field(default_factory=EnvelopeConfig)
     null_shuffles: int = Field(default=1, ge=0, description="null repetitions per method")
@@ -210,6 +211,7 @@ def _decode_dataset(
                     decoder,
                     method=method,
                     cv=options.cv,
+                    stimulus_disjoint=options.stimulus_disjoint,
                     windows=options.windows,
                     null_shuffles=options.null_shuffles,
                     seed=options.seed,
