@@ -74,6 +74,7 @@ def main() -> None:
     ap.add_argument("--n-jobs", type=int, default=2)
     ap.add_argument("--stimuli", type=Path, default=None, help="built competing-talkers stimuli")
     ap.add_argument("--data-only", action="store_true", help="only simulate and convert")
+    ap.add_argument("--reuse", action="store_true", help="keep decodes already done")
     args = ap.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     log = args.out / "b6acc.log"
@@ -98,10 +99,15 @@ def main() -> None:
                 continue
             n_null = args.cnn_null_shuffles if methods == "cnn" else args.null_shuffles
             dec = root / sub
+            if args.reuse and (dec / "b6_wall_s.json").is_file():
+                entry["decode_s"][methods] = json.loads((dec / "b6_wall_s.json").read_text())
+                entry["summary"][methods] = json.loads((dec / "summary.json").read_text())
+                continue
             wall = _run([*AVLAB, "decode", str(bids), "--out", str(dec), "--method", methods,
                          "--null-shuffles", str(n_null), "--cnn-epochs", str(args.cnn_epochs),
                          "--n-jobs", str(args.n_jobs), "-q"], log)  # fmt: skip
             entry["decode_s"][methods] = wall
+            (dec / "b6_wall_s.json").write_text(json.dumps(wall))
             entry["summary"][methods] = json.loads((dec / "summary.json").read_text())
         results["snr"][f"{snr:g}"] = entry
         (args.out / "b6_accuracy.json").write_text(json.dumps(results, indent=1, default=str))

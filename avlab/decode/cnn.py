@@ -58,6 +58,14 @@ def _net_class() -> Any:
         x = x - x.mean(dim=-1, keepdim=True)
         return x / torch.sqrt((x * x).mean(dim=-1, keepdim=True) + 1e-30)
 
+    def _unit(x: Any) -> Any:
+        # centre over time, then unit norm: similarities are Pearson correlations. Without
+        # the centring, a constant EEG embedding (the conv biases after ReLU) would let the
+        # score depend on the envelope alone, i.e. learn "which talker" instead of "which
+        # talker the EEG follows" - a shortcut that scored below chance at low SNR.
+        x = x - x.mean(dim=-1, keepdim=True)
+        return nn.functional.normalize(x, dim=-1)
+
     def _stack(c_in: int, n_filters: int, n_layers: int, kernel: int) -> Any:
         layers: list[Any] = []
         for i in range(n_layers):
@@ -78,12 +86,12 @@ def _net_class() -> Any:
             self.head = nn.Linear(n_filters * n_filters, 1)
 
         def _score(self, e: Any, s: Any) -> Any:
-            s = nn.functional.normalize(self.env(_zscore(s)[:, None, :]), dim=2)
-            sim = torch.einsum("bct,bdt->bcd", e, s).flatten(1)  # cosine similarities
+            s = _unit(self.env(_zscore(s)[:, None, :]))
+            sim = torch.einsum("bct,bdt->bcd", e, s).flatten(1)  # Pearson correlations
             return self.head(sim).squeeze(1)
 
         def forward(self, eeg: Any, env_a: Any, env_b: Any) -> Any:
-            e = nn.functional.normalize(self.eeg(self.spatial(_zscore(eeg))), dim=2)
+            e = _unit(self.eeg(self.spatial(_zscore(eeg))))
             # two separate calls on identical shapes: swapping a and b negates exactly
             return self._score(e, env_a) - self._score(e, env_b)
 
