@@ -229,11 +229,6 @@ class FusionDecoder(AttentionDecoder):
                 hint="Give one group label per trial.",
             )
         uniq = sorted(set(groups))
-        if len(uniq) < 2:
-            raise DecodeError(
-                "FusionDecoder.fit needs trials from at least two groups for its inner split.",
-                hint="Add training trials with other stimuli.",
-            )
         templates = self._templates()
         if prepared is None:
             prepared = self.prepare(eeg, attended, unattended, gaze=gaze)
@@ -245,6 +240,8 @@ class FusionDecoder(AttentionDecoder):
             "groups": groups,
             "prepared": prepared,
         }
+        if len(uniq) < 2:
+            return self._fit_equal_weights(templates, data, n)
         k_folds = len(uniq) if self.n_splits is None else max(2, min(self.n_splits, len(uniq)))
         fold_of = {g: j % k_folds for j, g in enumerate(uniq)}
         windows = [float(w) for w in self.windows]
@@ -295,6 +292,51 @@ class FusionDecoder(AttentionDecoder):
             kept,
             np.round(self.weights_, 3).tolist(),
         )
+        return self
+
+    def _fit_equal_weights(self, templates: list[Any], data: dict[str, Any], n: int) -> Any:
+        """One training group: no inner split, so equal weights on RMS-scaled scores.
+
+        The scales come from the base decoders' scores on their own training trials
+        (no held-out trial is used); the result is said in a warning.
+        """
+        logger.warning(
+            "FusionDecoder: only one training group, so the fusion weights cannot be learnt "
+            "out of sample; using equal weights on RMS-scaled base scores."
+        )
+        all_idx = list(range(n))
+        self.decoders_ = [self._fit_base(k, t, all_idx, data) for k, t in enumerate(templates)]
+        kept, coefs, scales, counts = [], [], [], []
+        for w in (float(x) for x in self.windows):
+            x = np.concatenate(
+                self._base_scores(
+                    self.decoders_,
+                    data["eeg"],
+                    data["attended"],
+                    data["unattended"],
+                    w,
+                    data["gaze"],
+                ),  # fmt: skip
+                axis=0,
+            )
+            if x.shape[0] == 0:
+                continue
+            scale = np.sqrt(np.mean(x * x, axis=0))
+            scale[scale == 0] = 1.0
+            kept.append(w)
+            coefs.append(1.0 / scale)
+            scales.append(scale)
+            counts.append(0)
+        if not kept:
+            raise DecodeError(
+                f"FusionDecoder.fit: no decision window of {list(self.windows)} s fits in the "
+                "trials.",
+                hint="Use shorter windows or longer trials.",
+            )
+        self.windows_ = np.asarray(kept)
+        self.coef_ = np.asarray(coefs)
+        self.scale_ = np.asarray(scales)
+        self.n_inner_windows_ = np.asarray(counts, dtype=np.int64)
         return self
 
     @property

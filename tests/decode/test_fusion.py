@@ -206,8 +206,8 @@ def test_n_splits_and_errors(data: tuple[dict[str, Any], dict[str, Any]]) -> Non
     fit(fus, train)
     assert fus.n_inner_windows_.tolist() == [12 * 12]
     one = dict(train, groups=["same"] * 12)
-    with pytest.raises(DecodeError, match="at least two groups"):
-        fit(fusion(), one)
+    single = fit(fusion(), one)  # one group: equal weights on RMS-scaled scores, warned
+    assert np.allclose(single.weights_, 1.0) and (single.n_inner_windows_ == 0).all()
     with pytest.raises(DecodeError, match="unattended"):
         fusion().fit(train["eeg"], train["att"], None, gaze=train["gaze"])
     with pytest.raises(DecodeError, match="no inner decision window"):
