@@ -257,7 +257,7 @@ def _decode(out: Path, bids_root: Path, n_trials: int) -> Path:
                 "--screen-size", "0.531,0.299", "--screen-distance", "0.65")),
         ("14. decode the attended talker from EEG (linear), gaze, and both (fusion)",
          _avlab("decode", str(bids_root), "--method", "linear,gaze,fusion", "--out", str(dec),
-                "--null-shuffles", "2", "--quiet")),
+                "--null-shuffles", "5", "--quiet")),
     ])  # fmt: skip
     return dec
 

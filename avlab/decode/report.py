@@ -150,15 +150,8 @@ def _method_html(m: MethodSummary) -> str:
     if m.null:
         nrows = []
         for n in m.null:
-            flag = (
-                '<span class="note">too few windows</span>'
-                if n.at_chance is None
-                else (
-                    '<span class="ok">at chance</span>'
-                    if n.at_chance
-                    else '<span class="bad">NOT at chance</span>'
-                )
-            )
+            cls = {True: "ok", False: "bad"}.get(n.at_chance, "note")  # type: ignore[arg-type]
+            flag = f'<span class="{cls}">{html.escape(n.verdict or str(n.at_chance))}</span>'
             nrows.append(
                 [
                     "all" if n.window_s is None else f"{n.window_s:g}",
@@ -347,9 +340,8 @@ def print_summary(summary: DecodeSummary, console: Console) -> None:
         console.print(f"MESD: median over subjects {_fmt(m.mesd_median_s, '.1f')} s")
         pooled = next((n for n in m.null if n.window_s is None), None)
         if pooled is not None:
-            verdict = {None: "[yellow]too few windows[/]", True: "[green]at chance[/]"}.get(
-                pooled.at_chance, "[red]NOT at chance[/]"
-            )
+            colour = {True: "green", False: "red"}.get(pooled.at_chance, "yellow")  # type: ignore[arg-type]
+            verdict = f"[{colour}]{pooled.verdict}[/]"
             console.print(
                 f"Null control: {pooled.accuracy:.3f} over {pooled.n} windows "
                 f"({pooled.n_reps} shuffles): {verdict}"

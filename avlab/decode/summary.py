@@ -54,7 +54,15 @@ class NullStats(BaseModel):
     rep_min, rep_max, rep_sd : float
         Spread of the per-repetition accuracies.
     at_chance : bool | None
-        Accuracy within :data:`NULL_BAND`; None when fewer than :data:`NULL_MIN_N` windows.
+        Accuracy within :data:`NULL_BAND`; None when fewer than :data:`NULL_MIN_N` windows,
+        or when outside the band but within 1.96 cluster-robust SE of 0.5 (inconclusive).
+    verdict : str
+        "at chance", "NOT at chance", "too few windows" or "inconclusive (...)".
+    cluster_se : float
+        Standard error of ``accuracy`` with (shuffle, trial) clusters, whose windows are
+        correlated.
+    n_clusters : int
+        Number of (shuffle, trial) clusters.
     """
 
     method: str
@@ -68,6 +76,9 @@ class NullStats(BaseModel):
     rep_max: float
     rep_sd: float
     at_chance: bool | None
+    verdict: str = ""
+    cluster_se: float = 0.0
+    n_clusters: int = 0
 
 
 class MethodSummary(BaseModel):
@@ -156,7 +167,18 @@ def _null_stats(method: str, null: pd.DataFrame) -> list[NullStats]:
         reps = g.groupby("null_rep")["correct"].mean().to_numpy(float)
         _, lo, hi = metrics.binomial_stats(k, n)
         acc = k / n
-        ok = None if n < NULL_MIN_N else bool(NULL_BAND[0] <= acc <= NULL_BAND[1])
+        # windows of one trial (within one shuffle) are correlated: a cluster-robust SE
+        cl = g.groupby(["null_rep", "subject", "session", "run", "trial"])["correct"]
+        kc, nc = cl.sum().to_numpy(float), cl.size().to_numpy(float)
+        se = float(np.sqrt(np.sum((kc - acc * nc) ** 2)) / n) if n else 0.0
+        if n < NULL_MIN_N:
+            ok, verdict = None, "too few windows"
+        elif NULL_BAND[0] <= acc <= NULL_BAND[1]:
+            ok, verdict = True, "at chance"
+        elif abs(acc - 0.5) <= 1.96 * se:
+            ok, verdict = None, "inconclusive (too few trials x shuffles; add --null-shuffles)"
+        else:
+            ok, verdict = False, "NOT at chance"
         out.append(
             NullStats(
                 method=method,
@@ -170,6 +192,9 @@ def _null_stats(method: str, null: pd.DataFrame) -> list[NullStats]:
                 rep_max=float(reps.max()),
                 rep_sd=float(reps.std(ddof=1)) if len(reps) > 1 else 0.0,
                 at_chance=ok,
+                verdict=verdict,
+                cluster_se=se,
+                n_clusters=len(kc),
             )
         )
         if ok is False:
