@@ -7,12 +7,11 @@ from typing import Any
 
 import numpy as np
 import pytest
+import torch  # noqa: E402  (the deep extra, installed by make test)
 from sklearn.base import clone
 
 from avlab.decode.base import DecodeError, ModelMismatchError
 from avlab.decode.cnn import CNNDecoder
-
-torch = pytest.importorskip("torch")
 
 SFREQ = 64.0
 N_CH = 8

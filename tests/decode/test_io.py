@@ -173,10 +173,7 @@ def test_registry_is_covered():
 
 @pytest.mark.parametrize("name", sorted(FACTORIES))
 def test_builtin_round_trip(tmp_path, trials, name):
-    try:
-        cls = decoder_class(name)
-    except DecodeError as exc:  # written in parallel; not there yet
-        pytest.skip(f"{name} not available: {exc}")
+    cls = decoder_class(name)
     rng = np.random.default_rng(0)
     for t in trials:
         t.gaze = np.clip(0.5 + 0.3 * rng.standard_normal((2, t.n_times)) + [[0.2], [-0.2]], 0, 1)

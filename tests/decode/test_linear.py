@@ -159,7 +159,7 @@ def test_forward_trf_recovers_kernel_and_decodes(high) -> None:
 
 
 def test_plot_trf(high) -> None:
-    mne = pytest.importorskip("mne")
+    import mne
     from matplotlib.figure import Figure
 
     trf = _fit(ForwardTRF(sfreq=FS, alpha=1.0), high, range(4))
