@@ -15,6 +15,13 @@ Part 3, the data steward: convert the participant session into a BIDS dataset
 (``avlab bids convert``), validate it with the official validator and avlab's
 cross-modal checks (``avlab bids validate``), and report what it holds.
 
+Part 4, the researcher: simulate two more participants offline, add them to the
+dataset, and decode the attended talker from EEG, gaze and both (``avlab decode``).
+
+Part 5, the hearing aid: separate participant 01's microphone recording into the
+two talkers with the shipped network and keep the attended one, steered by EEG,
+by gaze and by the ground truth (``avlab separate run``).
+
 Every step runs the same ``avlab`` command a user would type, and prints it first.
 """
 
@@ -54,12 +61,16 @@ class DemoResult:
     decode_out : Path | None
         Part 4: the attention-decoding results (None with ``trials=0`` or
         ``decode_trials=0``).
+    separate_out : Path | None
+        Part 5: the participant's microphone separated and steered (None with
+        ``trials=0``).
     """
 
     recording: Path
     participant_session: Path | None
     bids_root: Path | None = None
     decode_out: Path | None = None
+    separate_out: Path | None = None
 
 
 def time_namespaces_available() -> bool:
@@ -133,7 +144,7 @@ def run_demo(
     eeg_channels, eeg_rate : int, float
         Size of the simulated EEG (channels, Hz).
     trials : int
-        Trials of the participant session (part 2); 0 leaves parts 2-4 out.
+        Trials of the participant session (part 2); 0 leaves parts 2-5 out.
     decode_trials : int
         Trials of each of the two participants simulated offline for part 4
         (attention decoding); 0 leaves part 4 out.
@@ -211,14 +222,15 @@ def run_demo(
     decode_out = (
         _decode(out, bids_root, decode_trials) if bids_root is not None and decode_trials else None
     )
+    separate_out = _separate(out, bids_root) if bids_root is not None else None
     console.rule("[bold green]demo done")
     console.print(
         f"recording: {session}\nparticipant session: {run_session}\nBIDS dataset: {bids_root}"
-        f"\nattention decoding: {decode_out}",
+        f"\nattention decoding: {decode_out}\nsteered separation: {separate_out}",
         highlight=False,
     )
     return DemoResult(recording=session, participant_session=run_session, bids_root=bids_root,
-                      decode_out=decode_out)  # fmt: skip
+                      decode_out=decode_out, separate_out=separate_out)  # fmt: skip
 
 
 def _bids(out: Path, session: Path) -> Path:
@@ -260,6 +272,18 @@ def _decode(out: Path, bids_root: Path, n_trials: int) -> Path:
                 "--null-shuffles", "5", "--quiet")),
     ])  # fmt: skip
     return dec
+
+
+def _separate(out: Path, bids_root: Path) -> Path:
+    sep = out / "separate"
+    shutil.rmtree(sep, ignore_errors=True)
+    _run_steps([
+        ("15. separate the participant's microphone into the two talkers and keep the "
+         "attended one, steered by EEG, gaze and the ground truth",
+         _avlab("separate", "run", str(bids_root), "--subjects", "01", "--out", str(sep),
+                "--steer", "eeg,gaze,truth", "--all-audio", "--quiet")),
+    ])  # fmt: skip
+    return sep
 
 
 def _participant_session(out: Path, *, host_offset_s: float, trials: int) -> Path:

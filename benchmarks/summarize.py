@@ -147,9 +147,60 @@ def summarize_b6(root: Path) -> None:
                       f"null {nl} |")  # fmt: skip
 
 
+def summarize_b7(root: Path) -> None:
+    """B7: separation on held-out real speech, speed, beamformer, steering."""
+    path = root / "b7" / "b7_realspeech.json"
+    if path.exists():
+        r = json.loads(path.read_text())
+        print("### B7 held-out real speech (avlab separate eval)\n")
+        print("| set / network | SI-SDRi dB | SI-SDR dB | STOI mix->est | ESTOI | PESQ | SRMR |")
+        print("|---|---|---|---|---|---|---|")
+        for key, v in r.items():
+            if not isinstance(v, dict) or "mean" not in v:
+                continue
+            m = v["mean"]
+            print(f"| {key} | {m['si_sdri_db']:.2f} | {m['si_sdr_db']:.2f} | "
+                  f"{m['mix_stoi']:.3f} -> {m['stoi']:.3f} | {m['mix_estoi']:.3f} -> "
+                  f"{m['estoi']:.3f} | {m['mix_pesq']:.2f} -> {m['pesq']:.2f} | "
+                  f"{m['mix_srmr']:.2f} -> {m['srmr']:.2f} |")  # fmt: skip
+    path = root / "b7" / "b7_speed.json"
+    if path.exists():
+        r = json.loads(path.read_text())
+        print("\n### B7 speed\n\n| engine | threads | block ms | latency ms | RTF | misses |")
+        print("|---|---|---|---|---|---|")
+        for x in r["streaming"]:
+            print(
+                f"| streaming | {x['threads']} | {x['block_ms']:.0f} | "
+                f"{x['total_latency_ms']:.0f} | {x['rtf']:.3f} | {x['deadline_misses']} |"
+            )
+        for k, v in r["offline"].items():
+            print(f"| offline {k} | | | | {v:.3f} | |")
+        print(f"| MVDR (4 mics) | 2 | | | {r['mvdr_rtf']:.3f} | |")
+    path = root / "b7" / "b7_beamformer.json"
+    if path.exists():
+        r = json.loads(path.read_text())["summary"]
+        print("\n### B7 beamformer baseline\n")
+        for cond, v in r.items():
+            print(f"{cond}: gaze selection {v['gaze_selection_accuracy']:.3f} over {v['n']}")
+            for k in ("mic0", "mvdr", "delay_and_sum", "network+gaze", "network+truth"):
+                m = v[k]
+                print(
+                    f"| {cond} | {k} | {m['si_sdr']:.2f} | {m['stoi']:.3f} | "
+                    f"{m['estoi']:.3f} | {m['pesq']:.2f} | {m['srmr']:.2f} |"
+                )
+    path = root / "b7" / "b7_steering.json"
+    if path.exists():
+        r = json.loads(path.read_text())
+        print("\n### B7 steering\n")
+        for a in r["accuracy"]:
+            print(a)
+        print(r["mean_scores"])
+
+
 if __name__ == "__main__":
     main()
     root = Path(sys.argv[1] if len(sys.argv) > 1 else "bench-out")
     summarize_b4(root)
     summarize_b5(root)
     summarize_b6(root)
+    summarize_b7(root)

@@ -42,3 +42,14 @@ def test_demo_pipeline_scores_sync_against_truth(tmp_path: Path) -> None:
     summary = json.loads((result.decode_out / "summary.json").read_text())
     assert {m["method"] for m in summary["methods"]} == {"linear", "gaze", "fusion"}
     assert (result.decode_out / "report.html").is_file()
+
+    # part 5: participant 01's microphone separated and steered (one trial: no EEG
+    # training data, so gaze and truth only; the skip is reported)
+    assert result.separate_out is not None
+    steer = json.loads((result.separate_out / "summary.json").read_text())
+    assert steer["n_trials"] == 1
+    assert any("EEG steering needs at least two trials" in s for s in steer["skipped"])
+    assert (result.separate_out / "report.html").is_file()
+    assert sorted(p.name.split("_")[-1] for p in (result.separate_out / "audio").iterdir()) == [
+        "mixture.flac", "steered-gaze.flac", "steered-truth.flac", "talker1.flac", "talker2.flac"
+    ]

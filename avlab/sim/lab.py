@@ -333,9 +333,14 @@ class SimLab:
         return out
 
     def _microphone(self, tau: np.ndarray) -> np.ndarray:
-        talkers = self.speech.audio(tau)
+        # A microphone at each ear (mic0 left, mic1 right): the talker on the left
+        # face is louder at mic0, so the recording carries the talkers' sides (the
+        # cue avlab.separate uses to map gaze to a separated talker). Gains keep the
+        # mixture below full scale (the talkers peak near 1).
+        by_side = getattr(self.speech, "audio_by_side", None)  # the free-running lab has no
+        talkers = by_side(tau) if by_side is not None else self.speech.audio(tau)  # sides
         a = self.config.audio
-        gains = np.array([[0.9, 0.7], [0.7, 0.9]])[: a.mic_channels]  # (n_mic, 2)
+        gains = np.array([[0.45, 0.2], [0.2, 0.45]])[: a.mic_channels]  # (n_mic, left/right)
         noise = self._mic_rng.normal(
             0.0, 0.25 * 10 ** (a.mic_noise_db / 20), (tau.size, a.mic_channels)
         )

@@ -286,6 +286,25 @@ class Paradigm:
                 out[ok, k] += _lerp(t.audio[:, k], pos[ok])
         return out.astype(np.float32)
 
+    def audio_by_side(self, tau: np.ndarray) -> np.ndarray:
+        """The talkers by where they stand: columns (left, right), shape (n, 2), float32.
+
+        A talker shown on the left face goes to column 0, on the right to column 1,
+        in the centre half to each; a trial without sides keeps the talker order.
+        """
+        tau = np.asarray(tau, dtype=float)
+        out = np.zeros((tau.size, 2))
+        for t in self._overlapping(tau):
+            pos = (tau - t.onset) * self.srate
+            ok = (pos >= 0) & (pos < t.audio.shape[0] - 1) & (tau < t.end)
+            for k in range(t.audio.shape[1]):
+                side = t.sides[k] if k < len(t.sides) else ("left", "right")[k % 2]
+                w = {"left": (1.0, 0.0), "right": (0.0, 1.0)}.get(side, (0.5, 0.5))
+                y = _lerp(t.audio[:, k], pos[ok])
+                out[ok, 0] += w[0] * y
+                out[ok, 1] += w[1] * y
+        return out.astype(np.float32)
+
 
 def _lerp(x: np.ndarray, pos: np.ndarray) -> np.ndarray:
     """Linear interpolation of ``x`` at fractional indices ``pos`` (0 <= pos < len - 1).
