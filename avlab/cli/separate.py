@@ -35,6 +35,15 @@ def _floats(text: str, what: str) -> list[float]:
     return values
 
 
+def _size(text: str | None) -> tuple[float, float] | None:
+    if text is None:
+        return None
+    v = _floats(text, "--screen-size")
+    if len(v) != 2:
+        raise typer.BadParameter("--screen-size needs width,height in metres, e.g. 0.531,0.299")
+    return (v[0], v[1])
+
+
 def _progress(quiet: bool):  # type: ignore[no-untyped-def]
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -59,8 +68,23 @@ def run_command(
     mode: Annotated[str, typer.Option("--mode", help=_MODE_HELP)] = "noncausal",
     windows: Annotated[str, typer.Option("--windows", help="Decision windows, s.")] = "1,2,5,10",
     audio_window: Annotated[
-        float, typer.Option("--audio-window", help="Steering window of the written audio, s.")
+        float,
+        typer.Option("--audio-window", min=0.1, help="Steering window of the written audio, s."),
     ] = 5.0,
+    mic_label: Annotated[
+        str | None,
+        typer.Option(
+            "--mic-label",
+            help="Label of the microphone recording in beh/ "
+            "(recording-<label>; default: microphone, or the only one).",
+        ),
+    ] = None,
+    screen_size: Annotated[
+        str | None, typer.Option("--screen-size", help="Session folders: screen W,H in m.")
+    ] = None,
+    screen_distance: Annotated[
+        float | None, typer.Option("--screen-distance", help="Session folders: eye-screen m.")
+    ] = None,
     subjects: Annotated[str | None, typer.Option("--subjects", help="e.g. 01,02.")] = None,
     task: Annotated[str | None, typer.Option("--task", help="Task label.")] = None,
     all_audio: Annotated[
@@ -106,7 +130,7 @@ def run_command(
         raise typer.BadParameter(f"unknown --steer {', '.join(bad)}; choose from eeg, gaze, truth")
     opts = SteerOptions(windows=_floats(windows, "--windows"), audio_window_s=audio_window,
                         subjects=_list(subjects), task=task, write_audio=not no_audio,
-                        all_audio=all_audio, pesq=not no_pesq,
+                        all_audio=all_audio, mic_label=mic_label, pesq=not no_pesq,
                         score_excerpt_s=score_seconds)  # fmt: skip
     with _progress(quiet) as bar:
         tasks: dict[str, int] = {}
@@ -118,6 +142,8 @@ def run_command(
 
         outcome = run_separation(source, out, mode=mode, steer=methods, options=opts,
                                  model_dir=model_dir, azimuth_deg=azimuth, overwrite=overwrite,
+                                 screen_size_m=_size(screen_size),
+                                 screen_distance_m=screen_distance,
                                  progress=on_progress)  # fmt: skip
     if outcome.result is not None:
         print_result(outcome.result, Console())

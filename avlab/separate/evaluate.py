@@ -355,6 +355,12 @@ def evaluate_folder(
             bar.update(task, description=f"separating {mix_path.name}")
             mix = _read(mix_path, n)
             refs = np.stack([_read(s1, n), _read(s2, n)])
+            for src, r in zip((s1, s2), refs, strict=True):
+                if not np.any(r):
+                    raise SeparateError(
+                        f"{src} is silent: SI-SDR needs a reference signal.",
+                        "check the file, or leave this mixture out.",
+                    )
             start = time.perf_counter()
             est = separate(mix, srate)
             elapsed = time.perf_counter() - start

@@ -93,11 +93,21 @@ class Separator:
         try:
             info: dict[str, Any] = json.loads(meta.read_text())
             self.config = SeparatorConfig.model_validate(info["config"])
-        except (ValueError, KeyError) as exc:
+        except (OSError, ValueError, KeyError) as exc:
             raise SeparateError(
                 f"{meta}: not a separation model description ({exc}).",
                 "use the .json written by 'avlab separate train'.",
             ) from exc
+        if self.config.mode != mode:
+            raise SeparateError(
+                f"{meta} describes a {self.config.mode} network, not {mode}.",
+                f"rename the files to {self.config.mode}.pt/.json.",
+            )
+        if not 0 < overlap_s < chunk_s:
+            raise SeparateError(
+                f"overlap_s={overlap_s} must be between 0 and chunk_s={chunk_s}.",
+                "use e.g. chunk_s=4, overlap_s=1.",
+            )
         self.info = info
         self.mode = mode
         self.net = build_network(self.config)
@@ -156,8 +166,12 @@ class Separator:
             if prev_tail is not None:
                 k = min(ov, m)
                 a, b = prev_tail[:, :k], seg[:, :k]
-                keep = np.sum(a * b)
-                swap = np.sum(a * b[::-1])
+                # normalised correlation of each talker with its continuation; silence
+                # (both near zero) keeps the order
+                norm = np.sqrt(np.sum(a * a, axis=1) * np.sum(b * b, axis=1)) + 1e-12
+                nsw = np.sqrt(np.sum(a * a, axis=1) * np.sum(b[::-1] ** 2, axis=1)) + 1e-12
+                keep = float(np.sum(np.sum(a * b, axis=1) / norm))
+                swap = float(np.sum(np.sum(a * b[::-1], axis=1) / nsw))
                 if swap > keep:
                     seg = seg[::-1]
                 w = fade[:k] if k == ov else np.linspace(0, 1, k)

@@ -127,6 +127,8 @@ def run_separation(
     options: SteerOptions | None = None,
     model_dir: Path | None = None,
     azimuth_deg: float | None = None,
+    screen_size_m: tuple[float, float] | None = None,
+    screen_distance_m: float | None = None,
     overwrite: bool = False,
     progress: Callable[[str, int, int], None] | None = None,
 ) -> RunOutcome:
@@ -149,6 +151,10 @@ def run_separation(
     azimuth_deg : float or None
         Audio files from the hearing-aid array only: also write the MVDR output
         steered to this direction (degrees, positive left).
+    screen_size_m, screen_distance_m : optional
+        Session folders only: the screen geometry for the conversion (without it
+        ``lab.json`` must hold it, or no screen gaze is written and gaze steering
+        is skipped).
     overwrite : bool
     progress : callable or None
 
@@ -157,6 +163,8 @@ def run_separation(
     RunOutcome
     """
     kind = input_kind(source)
+    if mode not in ("causal", "noncausal"):
+        raise SeparateError(f"unknown --mode {mode!r}.", "use causal or noncausal.")
     if kind == "audio" and steer:
         raise SeparateError(
             f"--steer {','.join(steer)} needs EEG or gaze, and {source} is an audio file.",
@@ -171,8 +179,6 @@ def run_separation(
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise OutputError(f"cannot create {out}: {exc}.", "choose a writable --out.") from exc
-    if mode not in ("causal", "noncausal"):
-        raise SeparateError(f"unknown --mode {mode!r}.", "use causal or noncausal.")
     sep = Separator(mode, model_dir)  # type: ignore[arg-type]
     if kind == "audio":
         return _separate_file(source, out, sep, azimuth_deg)
@@ -182,7 +188,8 @@ def run_separation(
 
         root = out / "bids"
         logger.info("converting session %s to BIDS in %s", source, root)
-        convert_sessions([source], ConvertOptions(bids_root=root), progress=False)
+        convert_sessions([source], ConvertOptions(bids_root=root, screen_size_m=screen_size_m,
+                         screen_distance_m=screen_distance_m), progress=False)  # fmt: skip
     opts = (options or SteerOptions()).model_copy()
     if steer:
         opts.steer = list(steer)

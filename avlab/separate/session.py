@@ -28,12 +28,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
 import soundfile as sf
 from pydantic import BaseModel, ConfigDict, Field
 from scipy.signal import resample_poly
 
 from avlab._logging import logger
+from avlab.errors import OutputError
 from avlab.separate.inference import SeparateError
 from avlab.separate.steer import (
     decoder_correct,
@@ -66,6 +66,7 @@ class SteerOptions(BaseModel):
     write_audio: bool = True
     all_audio: bool = False
     pesq: bool = True
+    mic_label: str | None = None
     score_excerpt_s: float = Field(
         default=10.0,
         ge=0,
@@ -144,8 +145,9 @@ class SteerResult(BaseModel):
 @dataclass
 class _Audio:
     data: np.ndarray  # (n, ch), recorded units
-    fs: float
+    fs: float  # nominal rate, Hz
     start: float  # s on the EEG time line
+    fs_eff: float  # measured rate (SamplingFrequencyEffective), Hz: places samples in time
 
 
 def _read_audio(path: Path) -> _Audio:
@@ -167,13 +169,18 @@ def _read_audio(path: Path) -> _Audio:
             f"{side}: no StartTime; the audio cannot be placed on the EEG time line.",
             "re-run 'avlab bids convert' for this run.",
         )
-    return _Audio(data / scale, float(fs), float(start))
+    eff = float(meta.get("SamplingFrequencyEffective") or fs)
+    return _Audio(data / scale, float(fs), float(start), eff)
 
 
 def _cut(a: _Audio, t0: float, dur: float) -> np.ndarray:
-    """Cut ``dur`` s of ``a`` from ``t0`` (EEG time), zeros outside the recording, (n, ch)."""
+    """Cut ``dur`` s of ``a`` from ``t0`` (EEG time), zeros outside the recording, (n, ch).
+
+    Sample positions use the measured rate (a microphone's clock drifts against the
+    EEG's); the result is treated as audio at the nominal rate.
+    """
     n = int(round(dur * a.fs))
-    i0 = int(round((t0 - a.start) * a.fs))
+    i0 = int(round((t0 - a.start) * a.fs_eff))
     out = np.zeros((n, a.data.shape[1]))
     lo, hi = max(0, i0), min(a.data.shape[0], i0 + n)
     if hi > lo:
@@ -189,15 +196,27 @@ def _to(x: np.ndarray, fs: float, rate: int) -> np.ndarray:
     return resample_poly(x, rate // g, fs_i // g, axis=-1)
 
 
-def _faces(events: Path) -> dict[tuple[int, str], bool]:
-    ev = pd.read_csv(events, sep="\t", na_values=["n/a"], keep_default_na=False)
-    out = {}
-    if "face_x" not in ev.columns:
-        return out
-    for _, r in ev[ev["trial_type"] == "speech"].iterrows():
-        if pd.notna(r.get("face_x")) and pd.notna(r.get("trial")):
-            out[(int(r["trial"]), str(r["stim_file"]))] = float(r["face_x"]) < 0
-    return out
+def _run_audio(
+    base: Path, stem: str, task: str, run: str, mic_label: str | None
+) -> tuple[_Audio, _Audio | None]:
+    """Find the run's microphone recording and, when present, the clean talker channels."""
+    pre = f"{stem}_task-{task}" + (f"_run-{run}" if run else "")
+    files = [f for f in sorted((base / "beh").glob(f"{pre}_recording-*_audio.*"))
+             if f.suffix in (".flac", ".wav")]  # fmt: skip
+    label = {f: f.name.split("_recording-")[1].split("_")[0] for f in files}
+    want = [f for f in files if label[f] == (mic_label or "microphone")]
+    if not want and mic_label is None:  # a real lab: recording-<device name>
+        want = [f for f in files if label[f] != "talkers"]
+    if len(want) != 1:
+        have = ", ".join(sorted(label.values())) or "none"
+        raise SeparateError(
+            f"{base / 'beh'}: {'no' if not want else 'more than one'} microphone recording "
+            f"for {pre} (recordings: {have}).",
+            "pass --mic-label with the recording's label; separation needs the "
+            "participant's microphone.",
+        )
+    refs = [f for f in files if label[f] == "talkers"]
+    return _read_audio(want[0]), (_read_audio(refs[0]) if refs else None)
 
 
 def _recon_per_trial(trials: Sequence[Any], use_eeg: bool) -> dict[int, np.ndarray]:
@@ -208,9 +227,11 @@ def _recon_per_trial(trials: Sequence[Any], use_eeg: bool) -> dict[int, np.ndarr
     if not use_eeg:
         return {}
     out: dict[int, np.ndarray] = {}
+    from avlab.decode.base import DecodeError
+
     try:
         folds = make_folds(trials, "loto")
-    except Exception as exc:  # one trial per subject: no training data
+    except DecodeError as exc:  # one trial per subject: no training data
         logger.warning("EEG steering not possible: %s", exc)
         return {}
     for f in folds:
@@ -288,9 +309,7 @@ def steer_bids(
         raise SeparateError(
             f"unknown --steer {', '.join(bad)}.", f"choose from {', '.join(METHODS)}."
         )
-    data = load_bids_trials(
-        root, subjects=options.subjects, task=options.task, progress=progress
-    )
+    data = load_bids_trials(root, subjects=options.subjects, task=options.task, progress=progress)
     trials = data.trials
     skipped = [str(s) for s in data.skipped]
     recon: dict[int, np.ndarray] = {}
@@ -304,33 +323,17 @@ def steer_bids(
     audio_dir = out / "audio"
     if options.write_audio:
         audio_dir.mkdir(parents=True, exist_ok=True)
-    cache: dict[str, tuple[_Audio, _Audio | None, dict[tuple[int, str], bool]]] = {}
+    cache: dict[str, tuple[_Audio, _Audio | None]] = {}
     windows: list[SteerWindow] = []
     scores: list[TrialScores] = []
     for ti, t in enumerate(trials):
         stem = f"sub-{t.subject}" + (f"_ses-{t.session}" if t.session else "")
         base = root / f"sub-{t.subject}" / (f"ses-{t.session}" if t.session else "")
-        run_key = f"{stem}_run-{t.run}"
+        task = str(t.extra.get("task", ""))
+        run_key = f"{stem}_task-{task}" + (f"_run-{t.run}" if t.run else "")
         if run_key not in cache:
-            mics = sorted(base.glob(f"beh/{stem}_task-*run-{t.run}_recording-microphone_audio.*"))
-            mics = [m for m in mics if m.suffix in (".flac", ".wav")]
-            if not mics:
-                raise SeparateError(
-                    f"{base / 'beh'}: no microphone recording for run {t.run} "
-                    f"({stem}_task-*_run-{t.run}_recording-microphone_audio.flac).",
-                    "separation needs the participant's microphone; convert a session "
-                    "recorded with a microphone stream.",
-                )
-            refs = sorted(base.glob(f"beh/{stem}_task-*run-{t.run}_recording-talkers_audio.flac"))
-            ev = sorted(base.glob(f"eeg/{stem}_task-*run-{t.run}_events.tsv"))
-            cache = {
-                run_key: (
-                    _read_audio(mics[0]),
-                    _read_audio(refs[0]) if refs else None,
-                    _faces(ev[0]) if ev else {},
-                )
-            }
-        mic_a, ref_a, faces = cache[run_key]
+            cache = {run_key: _run_audio(base, stem, task, t.run, options.mic_label)}
+        mic_a, ref_a = cache[run_key]
         n_t, sfreq = t.eeg.shape[1], t.sfreq
         dur = n_t / sfreq
         seg = _cut(mic_a, t.onset_s - _PAD_S, dur + 2 * _PAD_S)  # (n, ch)
@@ -338,19 +341,25 @@ def steer_bids(
         mono = seg.mean(axis=1)
         sep = separate(mono, fs)  # (2, n)
         env = output_envelopes(
-            sep[:, int(_PAD_S * fs) :], fs, n_t, sfreq, data.envelope, data.preprocessing
+            sep, fs, n_t, sfreq, data.envelope, data.preprocessing, start_offset_s=_PAD_S
         )
         truth = truth_labels(env, t.envelopes)
         inner = slice(int(round(_PAD_S * fs)), int(round(_PAD_S * fs)) + int(round(dur * fs)))
         sep_t, mics_t = sep[:, inner], seg[inner].T
         level = output_sides(sep_t, mics_t) if mics_t.shape[0] >= 2 else np.zeros(2)
-        on_left = [faces.get((t.trial, f)) for f in t.stim_files]
-        gaze_ok = (
-            "gaze" in options.steer
-            and t.gaze is not None
-            and None not in on_left
-            and mics_t.shape[0] >= 2
-        )
+        sides = tuple(t.extra.get("sides", ("", "")))
+        on_left = [s == "left" for s in sides]
+        why_no_gaze = (
+            "no screen gaze" if t.gaze is None
+            else "one microphone channel (sides need a left and a right one)"
+            if mics_t.shape[0] < 2
+            else f"talkers not on opposite sides ({', '.join(sides)})"
+            if sorted(sides) != ["left", "right"]
+            else ""
+        )  # fmt: skip
+        gaze_ok = "gaze" in options.steer and not why_no_gaze
+        if "gaze" in options.steer and why_no_gaze:
+            skipped.append(f"{run_key} trial {t.trial}: no gaze steering: {why_no_gaze}")
         rec = recon.get(ti)
         choices: dict[str, np.ndarray] = {}
         for w in options.windows:
@@ -390,13 +399,17 @@ def steer_bids(
             ref = _cut(ref_a, t.onset_s, dur).T  # (talkers, n)
             ref16 = _to(ref, ref_a.fs, _OUT_RATE)
             renv = output_envelopes(ref, ref_a.fs, n_t, sfreq, data.envelope, data.preprocessing)
-            att = ref16[0 if truth_labels(renv, t.envelopes) == 0 else 1]
+            att = ref16[0 if truth_labels(renv[:2], t.envelopes) == 0 else 1]
             n = min(att.size, mix16.size)
             sigs = {"mixture": mix16[:n]} | {f"steered-{m}": s[:n] for m, s in steered.items()}
-            for name, s in sigs.items():
-                sig_scores[name] = _scores(
-                    s, att[:n], mix16[:n], options.pesq, options.score_excerpt_s
-                )
+            if np.any(att[:n]):
+                for name, s in sigs.items():
+                    sig_scores[name] = _scores(
+                        s, att[:n], mix16[:n], options.pesq, options.score_excerpt_s
+                    )
+            else:
+                skipped.append(f"{run_key} trial {t.trial}: the talkers recording is silent "
+                               "here; no scores")  # fmt: skip
         scores.append(
             TrialScores(
                 subject=t.subject,
@@ -415,7 +428,13 @@ def steer_bids(
                 outs |= {"mixture": mix16, "talker1": sep16[0], "talker2": sep16[1]}
             for name, s in outs.items():
                 peak = max(1.0, float(np.abs(s).max()))
-                sf.write(audio_dir / f"{tag}_{name}.flac", s / peak, _OUT_RATE, subtype="PCM_16")
+                path = audio_dir / f"{tag}_{name}.flac"
+                try:
+                    sf.write(path, s / peak, _OUT_RATE, subtype="PCM_16")
+                except (OSError, sf.LibsndfileError) as exc:
+                    raise OutputError(
+                        f"cannot write {path}: {exc}.", "free disk space or choose another --out."
+                    ) from exc
         if progress is not None:
             progress("separate", ti + 1, len(trials))
     return SteerResult(

@@ -57,13 +57,16 @@ def output_envelopes(
     sfreq: float,
     envelope: object,
     preprocessing: object,
+    *,
+    start_offset_s: float = 0.0,
 ) -> np.ndarray:
     """Envelopes of separated talkers at the EEG rate, band-passed like the EEG.
 
     Parameters
     ----------
     talkers : ndarray, shape (n_src, n_samples)
-        Separated audio starting at the trial's first EEG sample.
+        Separated audio; the trial's first EEG sample is at ``start_offset_s``
+        (audio before it keeps the band-pass filter's start-up out of the trial).
     srate : float
         Audio rate, Hz.
     n_times : int
@@ -81,7 +84,10 @@ def output_envelopes(
 
     out = np.zeros((talkers.shape[0], n_times))
     for k, y in enumerate(talkers):
-        e = speech_envelope(y, srate, sfreq, envelope, preprocessing=preprocessing)  # type: ignore[arg-type]
+        e = speech_envelope(
+            y, srate, sfreq, envelope,  # type: ignore[arg-type]
+            start_offset_s=start_offset_s, preprocessing=preprocessing,  # type: ignore[arg-type]
+        )  # fmt: skip
         m = min(n_times, e.size)
         out[k, :m] = e[:m]
     return out

@@ -321,6 +321,7 @@ def train(
     if init is not None:
         # continue a run: its weights, and its curve when its .json lies beside them
         net.load_state_dict(torch.load(init, weights_only=True))
+        torch.save(net.state_dict(), out / f"{cfg.mode}.pt")  # the best so far lies in out
         prev = Path(init).with_suffix(".json")
         if prev.is_file():
             old = TrainedModelInfo.model_validate_json(prev.read_text())
