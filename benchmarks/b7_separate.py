@@ -104,8 +104,8 @@ def speed(out: Path) -> dict:
 
     sep = Separator("causal")
     res: dict = {"streaming": [], "offline": {}}
-    for threads in (2, 1):
-        for mult in (2, 4, 8):
+    for threads in (1, 2):
+        for mult in (2, 3, 4, 8):
             st = StreamingSeparator(sep.net, sep.config, block=sep.config.hop * mult)
             res["streaming"].append(
                 measure_streaming(st, seconds=20.0, threads=threads).model_dump()
