@@ -51,5 +51,9 @@ def test_demo_pipeline_scores_sync_against_truth(tmp_path: Path) -> None:
     assert any("EEG steering needs at least two trials" in s for s in steer["skipped"])
     assert (result.separate_out / "report.html").is_file()
     assert sorted(p.name.split("_")[-1] for p in (result.separate_out / "audio").iterdir()) == [
-        "mixture.flac", "steered-gaze.flac", "steered-truth.flac", "talker1.flac", "talker2.flac"
+        "mixture.flac",
+        "steered-gaze.flac",
+        "steered-truth.flac",
+        "talker1.flac",
+        "talker2.flac",
     ]

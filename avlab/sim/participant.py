@@ -287,7 +287,7 @@ class Paradigm:
         return out.astype(np.float32)
 
     def audio_by_side(self, tau: np.ndarray) -> np.ndarray:
-        """The talkers by where they stand: columns (left, right), shape (n, 2), float32.
+        """Return the talkers by where they stand: columns (left, right), shape (n, 2), float32.
 
         A talker shown on the left face goes to column 0, on the right to column 1,
         in the centre half to each; a trial without sides keeps the talker order.
