@@ -31,9 +31,9 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 from pydantic import BaseModel, ConfigDict
-from scipy.signal import resample_poly
 
 from avlab._logging import logger
+from avlab.separate._audio import load_mono
 
 __all__ = [
     "HELD_OUT_DEFAULT",
@@ -340,11 +340,7 @@ def build_corpus(
         for f in sorted(Path(speech_dir).glob("*.wav")):
             if f.stem in held_out or "bab" in f.stem:
                 continue
-            y, fs = sf.read(f, dtype="float32", always_2d=True)
-            y = y.mean(axis=1)
-            if fs != srate:
-                g = np.gcd(fs, srate)
-                y = resample_poly(y, srate // g, fs // g).astype(np.float32)
+            y = load_mono(f, srate)
             key = f"rec:{f.stem}"
             audio[key] = y
             utts.append(

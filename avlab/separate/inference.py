@@ -18,16 +18,15 @@ audio therefore carries no energy above 4 kHz.
 from __future__ import annotations
 
 import json
-import math
 from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
-from scipy.signal import resample_poly
 
 from avlab._logging import logger
 from avlab.errors import AvlabError
+from avlab.separate._audio import resample as _resample
 from avlab.separate.model import SeparatorConfig, build_network
 
 __all__ = ["SeparateError", "Separator", "shipped_model_dir"]
@@ -42,13 +41,6 @@ class SeparateError(AvlabError, RuntimeError):
 def shipped_model_dir() -> Path:
     """Folder of the weights that ship with avlab."""
     return Path(str(resources.files("avlab") / "data" / "separate"))
-
-
-def _resample(x: np.ndarray, rate_in: int, rate_out: int) -> np.ndarray:
-    if rate_in == rate_out:
-        return x
-    g = math.gcd(int(rate_in), int(rate_out))
-    return resample_poly(x, rate_out // g, rate_in // g, axis=-1)
 
 
 class Separator:

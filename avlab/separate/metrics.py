@@ -23,9 +23,9 @@ from typing import Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict
-from scipy.signal import resample_poly
 
 from avlab._logging import logger
+from avlab.separate._audio import resample as _resample
 from avlab.separate.srmr import srmr
 
 __all__ = [
@@ -147,13 +147,6 @@ def best_permutation(estimates: np.ndarray, references: np.ndarray) -> tuple[int
     pair = np.array([[si_sdr(est[j], ref[i]) for j in range(k)] for i in range(k)])
     best = max(itertools.permutations(range(k)), key=lambda p: pair[range(k), list(p)].mean())
     return tuple(int(j) for j in best)
-
-
-def _resample(x: np.ndarray, rate_in: int, rate_out: int) -> np.ndarray:
-    if rate_in == rate_out:
-        return x
-    g = math.gcd(int(rate_in), int(rate_out))
-    return resample_poly(x, rate_out // g, int(rate_in) // g)
 
 
 def stoi(estimate: np.ndarray, reference: np.ndarray, srate: int, extended: bool = False) -> float:

@@ -30,10 +30,10 @@ from typing import Any
 import numpy as np
 import soundfile as sf
 from pydantic import BaseModel, ConfigDict, Field
-from scipy.signal import resample_poly
 
 from avlab._logging import logger
 from avlab.errors import OutputError
+from avlab.separate._audio import resample as _to
 from avlab.separate.inference import SeparateError
 from avlab.separate.steer import (
     decoder_correct,
@@ -186,14 +186,6 @@ def _cut(a: _Audio, t0: float, dur: float) -> np.ndarray:
     if hi > lo:
         out[lo - i0 : hi - i0] = a.data[lo:hi]
     return out
-
-
-def _to(x: np.ndarray, fs: float, rate: int) -> np.ndarray:
-    fs_i = int(round(fs))
-    if fs_i == rate:
-        return x
-    g = math.gcd(fs_i, rate)
-    return resample_poly(x, rate // g, fs_i // g, axis=-1)
 
 
 def _run_audio(

@@ -43,7 +43,9 @@ import math
 from functools import lru_cache
 
 import numpy as np
-from scipy.signal import fftconvolve, hilbert, lfilter, resample_poly, sosfilt, sosfreqz
+from scipy.signal import fftconvolve, hilbert, lfilter, sosfilt, sosfreqz
+
+from avlab.separate._audio import resample
 
 __all__ = ["SRMR_RATE", "modulation_energy", "srmr"]
 
@@ -169,9 +171,7 @@ def modulation_energy(
         Gammatone centre frequencies, Hz.
     """
     x = np.asarray(x, dtype=np.float64)
-    if srate != SRMR_RATE:
-        g = math.gcd(int(srate), SRMR_RATE)
-        x = resample_poly(x, SRMR_RATE // g, int(srate) // g)
+    x = resample(x, srate, SRMR_RATE)
     sos, cfs = _gammatone_sos(SRMR_RATE)
     env = np.abs(hilbert(np.stack([sosfilt(s, x) for s in sos]), axis=-1))
     coefs, _, _ = _modulation_filters(SRMR_RATE)

@@ -26,11 +26,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import soundfile as sf
 from pydantic import BaseModel, ConfigDict
 from scipy.signal import fftconvolve, resample_poly
 
 from avlab._logging import logger
+from avlab.separate._audio import load_mono
 from avlab.separate.corpus import (
     HELD_OUT_DEFAULT,
     CorpusManifest,
@@ -226,15 +226,7 @@ def _files(d: Path | None, skip: tuple[str, ...]) -> list[Path]:
 
 
 def _load_dir(d: Path | None, srate: int, skip: tuple[str, ...] = ()) -> list[np.ndarray]:
-    out = []
-    for f in _files(d, skip):
-        y, fs = sf.read(f, dtype="float32", always_2d=True)
-        y = y.mean(axis=1)
-        if fs != srate:
-            g = math.gcd(fs, srate)
-            y = resample_poly(y, srate // g, fs // g).astype(np.float32)
-        out.append(y)
-    return out
+    return [load_mono(f, srate) for f in _files(d, skip)]
 
 
 def train(
