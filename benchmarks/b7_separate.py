@@ -9,8 +9,9 @@ Parts (each writes JSON under --out; ``docs/benchmarks.md`` quotes them):
    as ``mixture_<i>.wav``/``source1_<i>.wav``/``source2_<i>.wav`` and scored by
    the real command, ``avlab separate eval``, for both networks.
 2. ``speed``: real-time factor and latency of the causal network streamed in
-   blocks (2 and 1 threads), of one whole-signal pass of each network, and of
-   the MVDR beamformer on a 4-microphone recording, all in this run.
+   blocks of 2, 3, 4 and 8 hops (1 and 2 threads) by the ONNX Runtime engine and
+   its PyTorch peer (``fused``), of one whole-signal pass of each network, and
+   of the MVDR beamformer on a 4-microphone recording, all in this run.
 3. ``beamformer``: the held-out pairs placed at ±30° around a bilateral
    hearing-aid array (pyroomacoustics, anechoic and RT60 0.3 s): MVDR and
    delay-and-sum steered to the attended talker's direction (gaze), against the
@@ -104,12 +105,16 @@ def speed(out: Path) -> dict:
 
     sep = Separator("causal")
     res: dict = {"streaming": [], "offline": {}}
+    # the engines side by side, interleaved per block size: ratios within one run
     for threads in (1, 2):
         for mult in (2, 3, 4, 8):
-            st = StreamingSeparator(sep.net, sep.config, block=sep.config.hop * mult)
-            res["streaming"].append(
-                measure_streaming(st, seconds=20.0, threads=threads).model_dump()
-            )
+            for engine in ("onnx", "fused"):
+                st = StreamingSeparator(
+                    sep.net, sep.config, block=sep.config.hop * mult, engine=engine
+                )
+                res["streaming"].append(
+                    measure_streaming(st, seconds=20.0, threads=threads).model_dump()
+                )
     for mode in ("causal", "noncausal"):
         s = Separator(mode)  # type: ignore[arg-type]
         for threads in (1, 2):

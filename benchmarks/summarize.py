@@ -170,8 +170,9 @@ def summarize_b7(root: Path) -> None:
         print("|---|---|---|---|---|---|")
         for x in r["streaming"]:
             print(
-                f"| streaming | {x['threads']} | {x['block_ms']:.0f} | "
-                f"{x['total_latency_ms']:.0f} | {x['rtf']:.3f} | {x['deadline_misses']} |"
+                f"| streaming ({x.get('engine', 'fused')}) | {x['threads']} | "
+                f"{x['block_ms']:.0f} | {x['total_latency_ms']:.0f} | {x['rtf']:.3f} | "
+                f"{x['deadline_misses']} |"
             )
         for k, v in r["offline"].items():
             print(f"| offline {k} | | | | {v:.3f} | |")

@@ -25,20 +25,23 @@ Timing (``srate`` Hz, ``kernel`` L and hop ``L // 2`` samples, block B samples):
   block of compute, see :func:`measure_streaming`). The exact worst case of
   this implementation is ``(B + D - 1) / srate``, which is below the bound.
 
-Two engines compute the same thing. ``"modules"`` calls the network's own
+Three engines compute the same thing. ``"modules"`` calls the network's own
 submodules on each block (channel-major, as in training): the reference, about
-6 ms per 4-ms block on a loaded 2-core machine. ``"fused"`` (default) runs the
-same arithmetic frame-major, with functional calls on views of the network's
+6 ms per 4-ms block on a loaded 2-core machine. ``"fused"`` runs the same
+arithmetic frame-major, with functional calls on views of the network's
 parameters and a few values derived from them once at construction (see
 ``_prepare_fused``; after changing the weights, build a new separator), writes
 the depthwise histories in place, and is about ten times faster: at 4-ms
 blocks, per-call overhead of ~150 small tensor operations dominates, not
-arithmetic.
+arithmetic. ``"onnx"`` (default) runs the fused arithmetic as one ONNX graph in
+ONNX Runtime (:mod:`avlab.separate.onnx_step`), one call into C++ per block,
+about three times faster again; it is how the network would be deployed.
 
-Threads: run streaming with one torch intra-op thread. The per-block matrices
-are tiny; with two threads, matrix products and layer norms pay a parallel
-region each (several times slower), and on a busy machine a block can wait
-hundreds of ms for the second thread to be scheduled.
+Threads: run streaming with one intra-op thread (the ``"onnx"`` engine's
+sessions use one unless :func:`measure_streaming` is told otherwise). The
+per-block matrices are tiny; with two threads, matrix products and layer norms
+pay a parallel region each (several times slower), and on a busy machine a
+block can wait hundreds of ms for the second thread to be scheduled.
 """
 
 from __future__ import annotations
@@ -76,7 +79,7 @@ class StreamStats(BaseModel):
     n_blocks : int
         Blocks timed.
     threads : int
-        Torch intra-op threads used.
+        Intra-op threads used (PyTorch's, or ONNX Runtime's for ``"onnx"``).
     engine : str
         Engine of the :class:`StreamingSeparator`.
     """
@@ -110,8 +113,8 @@ class StreamingSeparator:
         Samples per :meth:`process` call at ``config.srate``; a positive
         multiple of the hop ``config.kernel // 2``. Default: two hops (4 ms for
         the shipped network at 8 kHz).
-    engine : {"fused", "modules"}
-        How a block is computed (see the module docstring); both agree with
+    engine : {"onnx", "fused", "modules"}
+        How a block is computed (see the module docstring); all agree with
         the offline forward.
     """
 
@@ -121,7 +124,7 @@ class StreamingSeparator:
         config: SeparatorConfig,
         block: int | None = None,
         *,
-        engine: Literal["fused", "modules"] = "fused",
+        engine: Literal["onnx", "fused", "modules"] = "onnx",
     ) -> None:
         import torch
 
@@ -143,8 +146,10 @@ class StreamingSeparator:
                 f"block = {block} samples is not a positive multiple of the hop ({hop} samples).",
                 f"use e.g. block={2 * hop} ({2 * hop / config.srate * 1e3:g} ms).",
             )
-        if engine not in ("fused", "modules"):
-            raise SeparateError(f"engine {engine!r} is unknown.", "use 'fused' or 'modules'.")
+        if engine not in ("onnx", "fused", "modules"):
+            raise SeparateError(
+                f"engine {engine!r} is unknown.", "use 'onnx', 'fused' or 'modules'."
+            )
         self._torch = torch
         self.net, self.config, self.block, self.engine = net, config, int(block), engine
         self._dims = (config.kernel, hop, config.n_src, config.n_filters, config.bottleneck,
@@ -153,6 +158,10 @@ class StreamingSeparator:
         self._pads = [int(blk.pad[0]) for blk in net.tcn]
         if engine == "fused":
             self._prepare_fused()
+        elif engine == "onnx":
+            from avlab.separate.onnx_step import OnnxStep
+
+            self._onnx = OnnxStep(net, config)
         self.reset()
 
     # ------------------------------------------------------------------ timing
@@ -188,6 +197,8 @@ class StreamingSeparator:
                 for h in self._dw:
                     h.zero_()
                 self._pos = self._slack
+            elif self.engine == "onnx":
+                self._onnx.reset()
             else:
                 self._dw = [torch.zeros(1, c.hidden, p) for p in self._pads]
 
@@ -218,10 +229,13 @@ class StreamingSeparator:
         buf = np.concatenate((self._pending, x))
         n_frames = (buf.size - kernel) // hop + 1 if buf.size >= kernel else 0
         if n_frames:
-            step = self._step_fused if self.engine == "fused" else self._step_modules
-            with self._torch.inference_mode():
-                # decoded windows, (F, n_src, pieces, hop)
-                parts = step(buf[: (n_frames - 1) * hop + kernel], n_frames)
+            # decoded windows, (F, n_src, pieces, hop)
+            if self.engine == "onnx":  # no torch call at all
+                parts = self._onnx(buf, n_frames)
+            else:
+                step = self._step_fused if self.engine == "fused" else self._step_modules
+                with self._torch.inference_mode():
+                    parts = step(buf[: (n_frames - 1) * hop + kernel], n_frames)
             # overlap-add hop by hop onto the partial sums left by the previous call
             acc = np.zeros((n_src, n_frames + self._pieces - 1, hop), np.float32)
             acc[:, : self._pieces - 1] = self._tail.reshape(n_src, -1, hop)
@@ -371,7 +385,8 @@ def measure_streaming(
 
     The separator is reset, warmed up on 50 blocks, reset again, then fed
     ``seconds`` of seeded Gaussian noise (RMS 0.1) block by block; each call is
-    timed with :func:`time.perf_counter`. Torch's thread count is restored after.
+    timed with :func:`time.perf_counter`. Torch's thread count (and, for the
+    ``"onnx"`` engine, ONNX Runtime's) is set to ``threads`` and restored after.
 
     Parameters
     ----------
@@ -379,7 +394,7 @@ def measure_streaming(
     seconds : float
         Audio duration streamed, s.
     threads : int
-        Torch intra-op threads during the measurement.
+        Intra-op threads during the measurement.
     seed : int
         Seed of the noise.
 
@@ -390,6 +405,9 @@ def measure_streaming(
     import torch
 
     previous = _timed_threads(threads)
+    onnx_threads = sep._onnx.threads if sep.engine == "onnx" else None
+    if onnx_threads is not None:
+        sep._onnx.set_threads(threads)
     try:
         rng = np.random.default_rng(seed)
         n_blocks = max(1, round(seconds * sep.config.srate / sep.block))
@@ -406,6 +424,8 @@ def measure_streaming(
         sep.reset()
     finally:
         torch.set_num_threads(previous)
+        if onnx_threads is not None:
+            sep._onnx.set_threads(onnx_threads)
     audio_s = n_blocks * sep.block_s
     stats = StreamStats(
         block_ms=sep.block_s * 1e3,

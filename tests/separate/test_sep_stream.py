@@ -68,12 +68,13 @@ def _rel_err(streamed: np.ndarray, offline: np.ndarray) -> float:
     return float(np.abs(streamed - offline).max() / np.abs(offline).max())
 
 
+@pytest.mark.parametrize("engine", ["onnx", "fused"])
 @pytest.mark.parametrize("block", [HOP, 2 * HOP, 10 * HOP])
 @pytest.mark.parametrize("signal", ["noise", "speech"])
-def test_stream_equals_offline(causal: Separator, block: int, signal: str) -> None:
+def test_stream_equals_offline(causal: Separator, block: int, signal: str, engine: str) -> None:
     x = _noise(2.0) if signal == "noise" else _speech(10 * HOP)
-    sep = StreamingSeparator(causal.net, causal.config, block)
-    assert sep.delay == HOP and sep.engine == "fused"
+    sep = StreamingSeparator(causal.net, causal.config, block, engine=engine)  # type: ignore[arg-type]
+    assert sep.delay == HOP and sep.engine == engine
     ref = _offline(causal.net, x)
     out = _stream(sep, x)
     err = _rel_err(out, ref)
@@ -102,8 +103,8 @@ def test_other_kernels(kernel: int) -> None:
     hop = cfg.hop
     x = _noise(0.3)[: 2400 // (3 * hop) * 3 * hop]
     ref = _offline(net, x)
-    for engine in ("fused", "modules"):
-        sep = StreamingSeparator(net, cfg, 3 * hop, engine=engine)
+    for engine in ("onnx", "fused", "modules"):
+        sep = StreamingSeparator(net, cfg, 3 * hop, engine=engine)  # type: ignore[arg-type]
         assert sep.delay == math.ceil((kernel - hop) / hop) * hop
         out = np.concatenate(
             [sep.process(x[i : i + sep.block]) for i in range(0, x.size, sep.block)], axis=1
@@ -144,6 +145,29 @@ def test_bad_inputs(causal: Separator) -> None:
         StreamingSeparator(build_network(noncausal), noncausal)
 
 
+def test_default_engine_is_onnx_and_needs_onnxruntime(
+    causal: Separator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert StreamingSeparator(causal.net, causal.config).engine == "onnx"
+    import avlab.separate.onnx_step as onnx_step
+
+    monkeypatch.setattr(onnx_step, "onnx_available", lambda: False)
+    with pytest.raises(SeparateError, match="needs the onnx and onnxruntime packages"):
+        StreamingSeparator(causal.net, causal.config)
+    # the torch engines do not need it
+    assert StreamingSeparator(causal.net, causal.config, engine="fused").engine == "fused"
+    with pytest.raises(SeparateError, match="engine 'tflite' is unknown"):
+        StreamingSeparator(causal.net, causal.config, engine="tflite")  # type: ignore[arg-type]
+
+
+def test_onnx_step_refuses_the_noncausal_network() -> None:
+    from avlab.separate.onnx_step import build_step_model
+
+    noncausal = SeparatorConfig(mode="noncausal", kernel=32)
+    with pytest.raises(SeparateError, match="ONNX streaming step needs the causal network"):
+        build_step_model(build_network(noncausal), noncausal, 2)
+
+
 def test_latency(causal: Separator) -> None:
     sep = StreamingSeparator(causal.net, causal.config)  # default: two hops
     assert sep.block == 32
@@ -156,7 +180,7 @@ def test_measurements_are_finite(causal: Separator) -> None:
     sep = StreamingSeparator(causal.net, causal.config, 2 * HOP)
     stats = measure_streaming(sep, seconds=0.4, threads=1)
     assert isinstance(stats, StreamStats)
-    assert stats.n_blocks == 100 and stats.threads == 1 and stats.engine == "fused"
+    assert stats.n_blocks == 100 and stats.threads == 1 and stats.engine == "onnx"
     assert stats.block_ms == pytest.approx(4.0)
     assert stats.algorithmic_latency_ms == pytest.approx(4.0)
     assert stats.total_latency_ms == pytest.approx(8.0)
