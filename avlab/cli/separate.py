@@ -109,6 +109,14 @@ def run_command(
             "beamformer steered to this direction, degrees (positive left).",
         ),
     ] = None,
+    stream_ms: Annotated[
+        float | None,
+        typer.Option(
+            "--stream-ms",
+            help="Audio file, --mode causal: separate it block by block as a hearing aid "
+            "would, in blocks of this many ms (2-ms steps), and time every block.",
+        ),
+    ] = None,
     model_dir: Annotated[
         Path | None, typer.Option("--model-dir", help="Weights from 'avlab separate train'.")
     ] = None,
@@ -141,7 +149,8 @@ def run_command(
             bar.update(tasks[stage], completed=done, total=total)
 
         outcome = run_separation(source, out, mode=mode, steer=methods, options=opts,
-                                 model_dir=model_dir, azimuth_deg=azimuth, overwrite=overwrite,
+                                 model_dir=model_dir, azimuth_deg=azimuth, stream_ms=stream_ms,
+                                 overwrite=overwrite,
                                  screen_size_m=_size(screen_size),
                                  screen_distance_m=screen_distance,
                                  progress=on_progress)  # fmt: skip
@@ -151,7 +160,16 @@ def run_command(
     else:
         for f in outcome.files:
             typer.echo(f"wrote {f}")
-        typer.echo(f"real-time factor {outcome.rtf:.3f}")
+        st = outcome.stream
+        if st is not None:
+            typer.echo(
+                f"streamed in {st.block_ms:g}-ms blocks ({st.engine}): latency "
+                f"{st.latency_ms:g} ms, real-time factor {st.rtf:.3f}, slowest block "
+                f"{st.max_ms:.2f} ms, {st.deadline_misses} of {st.n_blocks} blocks over "
+                f"their {st.block_ms:g}-ms deadline"
+            )
+        else:
+            typer.echo(f"real-time factor {outcome.rtf:.3f}")
 
 
 @separate_app.command("eval")

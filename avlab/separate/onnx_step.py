@@ -256,10 +256,18 @@ class OnnxStep:
         self._frame_index: dict[int, np.ndarray] = {}
         self.reset()
 
+    def prepare(self, *n_frames: int) -> None:
+        """Build the sessions for these frame counts now, not on the first step."""
+        for nf in n_frames:
+            self._session(nf)
+
     def set_threads(self, threads: int) -> None:
-        """Use ``threads`` intra-op threads from the next step on (sessions are rebuilt)."""
-        self.threads = int(threads)
-        self._sessions.clear()
+        """Use ``threads`` intra-op threads from now on (the built sessions are rebuilt)."""
+        if int(threads) != self.threads:
+            self.threads = int(threads)
+            built = list(self._sessions)
+            self._sessions.clear()
+            self.prepare(*built)
 
     def reset(self) -> None:
         """Zero the depthwise histories (a new stream)."""

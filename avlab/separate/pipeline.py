@@ -6,7 +6,12 @@
   A multi-channel file is mixed to mono first. Steering needs EEG or gaze, so
   ``--steer`` is refused here. With ``azimuth_deg`` and a hearing-aid array
   recording (4 channels, :func:`avlab.separate.scenes.hearing_aid_array`), the
-  MVDR beamformer output steered to that direction is written too.
+  MVDR beamformer output steered to that direction is written too. With
+  ``stream_ms`` (causal network only) the file is fed to
+  :class:`avlab.separate.stream.StreamingSeparator` block by block, as a hearing
+  aid would, and every block's compute time is recorded: the written talkers are
+  the streamed output (its 2-ms delay removed), and ``summary.json`` holds the
+  latency, real-time factor and blocks over their deadline on this machine.
 - **BIDS dataset** (``dataset_description.json``): every two-talker trial is
   separated and steered (:func:`avlab.separate.session.steer_bids`); tables,
   figures and ``report.html`` are written (:mod:`avlab.separate.report`).
@@ -31,9 +36,35 @@ from avlab.errors import OutputError
 from avlab.separate.inference import SeparateError, Separator
 from avlab.separate.session import SteerOptions, SteerResult, steer_bids
 
-__all__ = ["RunOutcome", "input_kind", "run_separation"]
+__all__ = ["RunOutcome", "StreamSummary", "input_kind", "run_separation"]
 
 _AUDIO = (".wav", ".flac")
+
+
+class StreamSummary(BaseModel):
+    """How a file streamed through the causal network (``--stream-ms``).
+
+    Attributes
+    ----------
+    block_ms, latency_ms : float
+        Block length; encoder window + block, ms (compute excluded).
+    rtf : float
+        Compute time of all blocks / audio duration.
+    p99_ms, max_ms : float
+        99th percentile and maximum compute time of one block, ms.
+    deadline_misses, n_blocks : int
+        Blocks whose compute took longer than the block; blocks.
+    engine : str
+    """
+
+    block_ms: float
+    latency_ms: float
+    rtf: float
+    p99_ms: float
+    max_ms: float
+    deadline_misses: int
+    n_blocks: int
+    engine: str
 
 
 class RunOutcome(BaseModel):
@@ -44,6 +75,7 @@ class RunOutcome(BaseModel):
     files: list[Path]
     report_html: Path | None = None
     rtf: float | None = None
+    stream: StreamSummary | None = None
     result: SteerResult | None = None
 
 
@@ -66,7 +98,57 @@ def input_kind(path: Path) -> str:
     )
 
 
-def _separate_file(path: Path, out: Path, sep: Separator, azimuth_deg: float | None) -> RunOutcome:
+def _stream_talkers(
+    sep: Separator, mono: np.ndarray, fs: int, block_ms: float
+) -> tuple[np.ndarray, StreamSummary]:
+    """Separate ``mono`` block by block; talkers (n_src, n) at ``fs`` and the timing."""
+    from avlab.separate._audio import resample
+    from avlab.separate.stream import StreamingSeparator
+
+    hop_ms = sep.config.hop / sep.srate * 1e3
+    block = round(block_ms * 1e-3 * sep.srate)
+    if block <= 0 or block % sep.config.hop or abs(block / sep.srate * 1e3 - block_ms) > 1e-6:
+        raise SeparateError(
+            f"--stream-ms {block_ms:g} is not a whole number of the causal network's "
+            f"{hop_ms:g}-ms hops.",
+            f"use e.g. --stream-ms {3 * hop_ms:g} (latency "
+            f"{3 * hop_ms + sep.config.latency_s * 1e3:g} ms).",
+        )
+    stream = StreamingSeparator(sep.net, sep.config, block)
+    x = resample(mono, fs, sep.srate).astype(np.float32)
+    n = x.size
+    x = np.concatenate((x, np.zeros(-n % block, np.float32)))
+    times = np.empty(x.size // block)
+    blocks = []
+    for i in range(times.size):
+        t0 = time.perf_counter()
+        blocks.append(stream.process(x[i * block : (i + 1) * block]))
+        times[i] = time.perf_counter() - t0
+    y = np.concatenate([*blocks, stream.flush()], axis=1)[:, stream.delay : stream.delay + n]
+    talkers = np.zeros((y.shape[0], mono.size))
+    for k, t in enumerate(y):
+        up = resample(t.astype(np.float64), sep.srate, fs)[: mono.size]
+        talkers[k, : up.size] = up
+    summary = StreamSummary(
+        block_ms=block_ms,
+        latency_ms=stream.latency_s * 1e3,
+        rtf=float(times.sum() / (times.size * stream.block_s)),
+        p99_ms=float(np.percentile(times, 99) * 1e3),
+        max_ms=float(times.max() * 1e3),
+        deadline_misses=int(np.sum(times > stream.block_s)),
+        n_blocks=int(times.size),
+        engine=stream.engine,
+    )
+    return talkers, summary
+
+
+def _separate_file(
+    path: Path,
+    out: Path,
+    sep: Separator,
+    azimuth_deg: float | None,
+    stream_ms: float | None = None,
+) -> RunOutcome:
     from avlab.separate.metrics import srmr
 
     try:
@@ -78,9 +160,14 @@ def _separate_file(path: Path, out: Path, sep: Separator, azimuth_deg: float | N
     if audio.shape[0] == 0:
         raise SeparateError(f"{path} has no samples.", "record or export the audio again.")
     mono = audio.mean(axis=1)
-    t0 = time.perf_counter()
-    talkers = sep.separate(mono, int(fs))
-    rtf = (time.perf_counter() - t0) / (mono.size / fs)
+    streamed = None
+    if stream_ms is not None:
+        talkers, streamed = _stream_talkers(sep, mono, int(fs), stream_ms)
+        rtf = streamed.rtf
+    else:
+        t0 = time.perf_counter()
+        talkers = sep.separate(mono, int(fs))
+        rtf = (time.perf_counter() - t0) / (mono.size / fs)
     files = []
     for k, y in enumerate(talkers, start=1):
         f = out / f"{path.stem}_talker{k}.wav"
@@ -97,6 +184,8 @@ def _separate_file(path: Path, out: Path, sep: Separator, azimuth_deg: float | N
         "srmr_mixture": srmr(mono, int(fs)),
         "srmr_talkers": [srmr(y, int(fs)) for y in talkers],
     }
+    if streamed is not None:
+        summary["stream"] = streamed.model_dump()
     if azimuth_deg is not None:
         from avlab.separate.beamform import mvdr
         from avlab.separate.scenes import hearing_aid_array
@@ -115,7 +204,7 @@ def _separate_file(path: Path, out: Path, sep: Separator, azimuth_deg: float | N
     f = out / "summary.json"
     f.write_text(json.dumps(summary, indent=1))
     files.append(f)
-    return RunOutcome(kind="audio", out=out, files=files, rtf=rtf)
+    return RunOutcome(kind="audio", out=out, files=files, rtf=rtf, stream=streamed)
 
 
 def run_separation(
@@ -127,6 +216,7 @@ def run_separation(
     options: SteerOptions | None = None,
     model_dir: Path | None = None,
     azimuth_deg: float | None = None,
+    stream_ms: float | None = None,
     screen_size_m: tuple[float, float] | None = None,
     screen_distance_m: float | None = None,
     overwrite: bool = False,
@@ -151,6 +241,9 @@ def run_separation(
     azimuth_deg : float or None
         Audio files from the hearing-aid array only: also write the MVDR output
         steered to this direction (degrees, positive left).
+    stream_ms : float or None
+        Audio files and the causal network only: separate block by block in
+        blocks of this many ms (a whole number of 2-ms hops) and time each block.
     screen_size_m, screen_distance_m : optional
         Session folders only: the screen geometry for the conversion (without it
         ``lab.json`` must hold it, or no screen gaze is written and gaze steering
@@ -171,6 +264,16 @@ def run_separation(
             "leave --steer out to get every separated talker, or give the BIDS dataset or "
             "session folder the audio belongs to.",
         )
+    if stream_ms is not None and kind != "audio":
+        what = "a BIDS dataset" if kind == "bids" else "a session folder"
+        raise SeparateError(
+            f"--stream-ms streams an audio file; {source} is {what}.",
+            "give a WAV/FLAC file, or leave --stream-ms out.",
+        )
+    if stream_ms is not None and mode != "causal":
+        raise SeparateError(
+            f"--stream-ms needs the causal network; --mode is {mode}.", "add --mode causal."
+        )
     if out.exists() and any(out.iterdir()) and not overwrite:
         raise OutputError(
             f"output folder {out} is not empty.", "choose a new --out folder or pass --overwrite."
@@ -181,7 +284,7 @@ def run_separation(
         raise OutputError(f"cannot create {out}: {exc}.", "choose a writable --out.") from exc
     sep = Separator(mode, model_dir)  # type: ignore[arg-type]
     if kind == "audio":
-        return _separate_file(source, out, sep, azimuth_deg)
+        return _separate_file(source, out, sep, azimuth_deg, stream_ms)
     root = source
     if kind == "session":
         from avlab.bids.convert import ConvertOptions, convert_sessions

@@ -162,6 +162,9 @@ class StreamingSeparator:
             from avlab.separate.onnx_step import OnnxStep
 
             self._onnx = OnnxStep(net, config)
+            # the first call sees fewer frames than the rest: build both sessions now
+            first = (self.block - config.kernel) // hop + 1
+            self._onnx.prepare(*{n for n in (first, self.block // hop) if n > 0})
         self.reset()
 
     # ------------------------------------------------------------------ timing
