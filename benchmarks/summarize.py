@@ -163,6 +163,10 @@ def summarize_b7(root: Path) -> None:
                   f"{m['mix_stoi']:.3f} -> {m['stoi']:.3f} | {m['mix_estoi']:.3f} -> "
                   f"{m['estoi']:.3f} | {m['mix_pesq']:.2f} -> {m['pesq']:.2f} | "
                   f"{m['mix_srmr']:.2f} -> {m['srmr']:.2f} |")  # fmt: skip
+        if "band_ceiling_16k" in r:
+            c = r["band_ceiling_16k"]
+            print(f"\n8-kHz band ceiling at 16 kHz: SI-SDRi {c['mean_si_sdri_db']:.2f} dB "
+                  f"(min {c['min_si_sdri_db']:.2f}) over {c['n']} talkers")  # fmt: skip
     path = root / "b7" / "b7_speed.json"
     if path.exists():
         r = json.loads(path.read_text())
