@@ -114,7 +114,8 @@ def run_command(
         typer.Option(
             "--stream-ms",
             help="Audio file, --mode causal: separate it block by block as a hearing aid "
-            "would, in blocks of this many ms (2-ms steps), and time every block.",
+            "would, in blocks of this many ms (whole hops: 2 ms for the shipped network), "
+            "and time every block.",
         ),
     ] = None,
     model_dir: Annotated[

@@ -44,7 +44,7 @@ def onnx_available() -> bool:
     try:
         import onnx  # noqa: F401
         import onnxruntime  # noqa: F401
-    except ImportError:
+    except (ImportError, OSError):  # OSError: a broken onnxruntime shared library
         return False
     return True
 
@@ -236,8 +236,9 @@ class OnnxStep:
     Parameters
     ----------
     net : torch.nn.Module
-        A causal network; its weights are copied at construction (build a new
-        step after changing them).
+        A causal network; its weights are read when each session is built (at
+        :meth:`prepare`, or the first step with a new frame count), so build a
+        new step after changing them.
     config : SeparatorConfig
     threads : int
         ONNX Runtime intra-op threads (1: the per-step matrices are tiny).
@@ -257,9 +258,16 @@ class OnnxStep:
         self.reset()
 
     def prepare(self, *n_frames: int) -> None:
-        """Build the sessions for these frame counts now, not on the first step."""
+        """Build the sessions for these frame counts now, and run each once on zeros.
+
+        The first run of a session costs a few times a later one (allocations);
+        doing it here keeps it out of the first blocks of a stream.
+        """
+        c = self.config
         for nf in n_frames:
-            self._session(nf)
+            state = np.zeros((sum(self._pads), c.hidden), np.float32)
+            frames = np.zeros((nf, c.kernel), np.float32)
+            self._session(nf).run(None, {"frames": frames, "state": state})
 
     def set_threads(self, threads: int) -> None:
         """Use ``threads`` intra-op threads from now on (the built sessions are rebuilt)."""
@@ -280,10 +288,12 @@ class OnnxStep:
 
             opts = ort.SessionOptions()
             opts.intra_op_num_threads = self.threads
-            opts.inter_op_num_threads = 1
             opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
             opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
             opts.log_severity_level = 3  # errors only
+            # idle pool threads sleep instead of spinning (with threads > 1): on a small,
+            # busy machine spinning steals the core the next block needs
+            opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
             model = build_step_model(self.net, self.config, n_frames)
             sess = ort.InferenceSession(model, opts, providers=["CPUExecutionProvider"])
             self._sessions[n_frames] = sess

@@ -10,7 +10,7 @@
   ``stream_ms`` (causal network only) the file is fed to
   :class:`avlab.separate.stream.StreamingSeparator` block by block, as a hearing
   aid would, and every block's compute time is recorded: the written talkers are
-  the streamed output (its 2-ms delay removed), and ``summary.json`` holds the
+  the streamed output (its delay of one hop removed), and ``summary.json`` holds the
   latency, real-time factor and blocks over their deadline on this machine.
 - **BIDS dataset** (``dataset_description.json``): every two-talker trial is
   separated and steered (:func:`avlab.separate.session.steer_bids`); tables,
@@ -23,6 +23,7 @@
 from __future__ import annotations
 
 import json
+import math
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -106,6 +107,11 @@ def _stream_talkers(
     from avlab.separate.stream import StreamingSeparator
 
     hop_ms = sep.config.hop / sep.srate * 1e3
+    if not (math.isfinite(block_ms) and block_ms > 0):
+        raise SeparateError(
+            f"--stream-ms must be a positive number of ms; got {block_ms:g}.",
+            f"use e.g. --stream-ms {3 * hop_ms:g}.",
+        )
     block = round(block_ms * 1e-3 * sep.srate)
     if block <= 0 or block % sep.config.hop or abs(block / sep.srate * 1e3 - block_ms) > 1e-6:
         raise SeparateError(
@@ -114,7 +120,12 @@ def _stream_talkers(
             f"use e.g. --stream-ms {3 * hop_ms:g} (latency "
             f"{3 * hop_ms + sep.config.latency_s * 1e3:g} ms).",
         )
-    stream = StreamingSeparator(sep.net, sep.config, block)
+    from avlab.separate.onnx_step import onnx_available
+
+    engine = "onnx" if onnx_available() else "fused"
+    if engine == "fused":
+        logger.warning("onnxruntime is not installed: streaming with the slower PyTorch engine")
+    stream = StreamingSeparator(sep.net, sep.config, block, engine=engine)
     x = resample(mono, fs, sep.srate).astype(np.float32)
     n = x.size
     x = np.concatenate((x, np.zeros(-n % block, np.float32)))
@@ -243,7 +254,8 @@ def run_separation(
         steered to this direction (degrees, positive left).
     stream_ms : float or None
         Audio files and the causal network only: separate block by block in
-        blocks of this many ms (a whole number of 2-ms hops) and time each block.
+        blocks of this many ms (a whole number of hops: 2 ms for the shipped
+        network) and time each block.
     screen_size_m, screen_distance_m : optional
         Session folders only: the screen geometry for the conversion (without it
         ``lab.json`` must hold it, or no screen gaze is written and gaze steering

@@ -409,9 +409,9 @@ def measure_streaming(
 
     previous = _timed_threads(threads)
     onnx_threads = sep._onnx.threads if sep.engine == "onnx" else None
-    if onnx_threads is not None:
-        sep._onnx.set_threads(threads)
     try:
+        if onnx_threads is not None:
+            sep._onnx.set_threads(threads)
         rng = np.random.default_rng(seed)
         n_blocks = max(1, round(seconds * sep.config.srate / sep.block))
         x = (0.1 * rng.standard_normal((n_blocks, sep.block))).astype(np.float32)

@@ -160,6 +160,9 @@ def test_wav_streamed_like_a_hearing_aid(tmp_path: Path) -> None:
     assert res.returncode == 17 and "not a whole number of the causal network's 2-ms hops" in (
         res.stderr
     )
+    res = _avlab("separate", "run", str(path), "--out", str(tmp_path / "x2"), "--mode", "causal",
+                 "--stream-ms", "nan")  # fmt: skip
+    assert res.returncode == 17 and "--stream-ms must be a positive number of ms" in res.stderr
     res = _avlab("separate", "run", str(path), "--out", str(tmp_path / "y"), "--stream-ms", "6")
     assert res.returncode == 17 and "needs the causal network; --mode is noncausal" in res.stderr
     (tmp_path / "ds").mkdir()
