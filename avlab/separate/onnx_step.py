@@ -75,6 +75,20 @@ class _Graph:
         self.nodes.append(helper.make_node(kind, inputs, [out], **attrs))
         return out
 
+    def prelu_norm(self, x: str, act: Any, norm: Any, name: str) -> str:
+        """Add a single-slope PReLU (as LeakyRelu), then a layer norm over channels."""
+        x = self.op("LeakyRelu", [x], f"{name}_act", alpha=float(act.weight.detach()))
+        return self.norm(x, norm, name)
+
+    def norm(self, x: str, norm: Any, name: str) -> str:
+        """Add ``torch.nn.LayerNorm`` over the last axis (channels)."""
+        scale, shift = (
+            self.const(f"{name}_ln_scale", _np(norm.weight)),
+            self.const(f"{name}_ln_shift", _np(norm.bias)),
+        )
+        return self.op("LayerNormalization", [x, scale, shift], f"{name}_norm", axis=-1,
+                       epsilon=float(norm.eps))  # fmt: skip
+
 
 def build_step_model(net: Any, config: SeparatorConfig, n_frames: int) -> bytes:
     """Serialize one streaming step of a causal network as an ONNX model.
@@ -133,14 +147,7 @@ def build_step_model(net: Any, config: SeparatorConfig, n_frames: int) -> bytes:
 
     w = g.op("MatMul", ["frames", g.const("enc", _np(net.encoder.weight[:, 0]).T)], "enc_out")
     w = g.op("Relu", [w], "w")
-    n = net.in_norm.norm
-    x = g.op(
-        "LayerNormalization",
-        [w, g.const("in_g", _np(n.weight)), g.const("in_be", _np(n.bias))],
-        "w_norm",
-        axis=-1,
-        epsilon=float(n.eps),
-    )
+    x = g.norm(w, net.in_norm.norm, "in")
     # ys = [residual path | skip accumulator], (F, 2B); every skip bias enters here once
     in_w = np.concatenate([_np(net.in_conv.weight[..., 0]), np.zeros((bott, n_filt), np.float32)])
     in_b = np.concatenate([_np(net.in_conv.bias), sum(_np(b.skip.bias) for b in net.tcn)])
@@ -155,15 +162,7 @@ def build_step_model(net: Any, config: SeparatorConfig, n_frames: int) -> bytes:
             [ys, g.const(f"w1_{i}", w1), g.const(f"b1_{i}", _np(blk.inp.bias) + w_in @ res_bias)],
             f"a{i}",
         )
-        h = g.op("LeakyRelu", [h], f"a{i}_act", alpha=float(blk.act1.weight.detach()))
-        n1 = blk.norm1.norm
-        h = g.op(
-            "LayerNormalization",
-            [h, g.const(f"g1_{i}", _np(n1.weight)), g.const(f"be1_{i}", _np(n1.bias))],
-            f"a{i}_norm",
-            axis=-1,
-            epsilon=float(n1.eps),
-        )
+        h = g.prelu_norm(h, blk.act1, blk.norm1.norm, f"a{i}")
         past = g.op(
             "Slice",
             [
@@ -186,15 +185,7 @@ def build_step_model(net: Any, config: SeparatorConfig, n_frames: int) -> bytes:
         z = g.op("Mul", [z, g.const(f"k{i}", k)], f"z{i}_w")
         z = g.op("ReduceSum", [z, g.ints(f"rax{i}", 0)], f"z{i}_sum", keepdims=0)
         z = g.op("Add", [z, g.const(f"bd{i}", _np(blk.dw.bias))], f"z{i}")
-        z = g.op("LeakyRelu", [z], f"z{i}_act", alpha=float(blk.act2.weight.detach()))
-        n2 = blk.norm2.norm
-        z = g.op(
-            "LayerNormalization",
-            [z, g.const(f"g2_{i}", _np(n2.weight)), g.const(f"be2_{i}", _np(n2.bias))],
-            f"z{i}_norm",
-            axis=-1,
-            epsilon=float(n2.eps),
-        )
+        z = g.prelu_norm(z, blk.act2, blk.norm2.norm, f"z{i}")
         rs = np.concatenate(
             [_np(blk.res.weight[..., 0]), _np(blk.skip.weight[..., 0])]
         ).T  # (H, 2B)
