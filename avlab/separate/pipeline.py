@@ -45,6 +45,9 @@ _AUDIO = (".wav", ".flac")
 class StreamSummary(BaseModel):
     """How a file streamed through the causal network (``--stream-ms``).
 
+    The fields of :class:`avlab.separate.stream.StreamStats` that ``summary.json``
+    keeps, under the names it has used since ``--stream-ms`` was added.
+
     Attributes
     ----------
     block_ms, latency_ms : float
@@ -104,7 +107,7 @@ def _stream_talkers(
 ) -> tuple[np.ndarray, StreamSummary]:
     """Separate ``mono`` block by block; talkers (n_src, n) at ``fs`` and the timing."""
     from avlab.separate._audio import resample
-    from avlab.separate.stream import StreamingSeparator
+    from avlab.separate.stream import StreamingSeparator, stream_timed
 
     hop_ms = sep.config.hop / sep.srate * 1e3
     if not (math.isfinite(block_ms) and block_ms > 0):
@@ -128,13 +131,8 @@ def _stream_talkers(
     stream = StreamingSeparator(sep.net, sep.config, block, engine=engine)
     x = resample(mono, fs, sep.srate).astype(np.float32)
     n = x.size
-    x = np.concatenate((x, np.zeros(-n % block, np.float32)))
-    times = np.empty(x.size // block)
-    blocks = []
-    for i in range(times.size):
-        t0 = time.perf_counter()
-        blocks.append(stream.process(x[i * block : (i + 1) * block]))
-        times[i] = time.perf_counter() - t0
+    x = np.concatenate((x, np.zeros(-n % block, np.float32))).reshape(-1, block)
+    blocks, st = stream_timed(stream, x)
     y = np.concatenate([*blocks, stream.flush()], axis=1)[:, stream.delay : stream.delay + n]
     talkers = np.zeros((y.shape[0], mono.size))
     for k, t in enumerate(y):
@@ -142,13 +140,10 @@ def _stream_talkers(
         talkers[k, : up.size] = up
     summary = StreamSummary(
         block_ms=block_ms,
-        latency_ms=stream.latency_s * 1e3,
-        rtf=float(times.sum() / (times.size * stream.block_s)),
-        p99_ms=float(np.percentile(times, 99) * 1e3),
-        max_ms=float(times.max() * 1e3),
-        deadline_misses=int(np.sum(times > stream.block_s)),
-        n_blocks=int(times.size),
-        engine=stream.engine,
+        latency_ms=st.total_latency_ms,
+        **st.model_dump(
+            include={"rtf", "p99_ms", "max_ms", "deadline_misses", "n_blocks", "engine"}
+        ),
     )
     return talkers, summary
 
