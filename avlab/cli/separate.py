@@ -224,6 +224,15 @@ def train_command(
     ] = None,
     threads: Annotated[int, typer.Option("--threads", min=1, help="Torch threads.")] = 1,
     seed: Annotated[int, typer.Option("--seed", min=0)] = 0,
+    lr: Annotated[
+        float,
+        typer.Option(
+            "--lr",
+            min=1e-6,
+            max=0.1,
+            help="Peak learning rate (cosine to lr/20); lower it to continue with --init.",
+        ),
+    ] = 1e-3,
 ) -> None:
     """Train a separation network on synthesized and recorded speech (CPU)."""
     from avlab.separate.train import TrainOptions, train
@@ -232,7 +241,7 @@ def train_command(
         raise typer.BadParameter("--mode must be causal or noncausal")
     info = train(
         out,
-        TrainOptions(mode=mode, minutes=minutes, threads=threads, seed=seed),
+        TrainOptions(mode=mode, minutes=minutes, threads=threads, seed=seed, lr=lr),
         speech_dir=speech,
         rir_dir=rir,
         noise_dir=noise,

@@ -12,8 +12,11 @@ noise is diotic. A mix that would clip is scaled down as a whole (logged).
 - ``sounddevice`` (PortAudio through ALSA; on Linux desktops usually ALSA's
   ``pulse`` plugin): a callback stream that outputs silence until the scheduled
   start sample, so the onset is placed to the sample at a requested time on the
-  stream's DAC clock. The onset time reported is ``outputBufferDacTime`` of the
-  buffer holding the first sample plus its offset in that buffer, mapped to
+  stream's DAC clock. The onset time reported is the DAC time of the buffer
+  holding the first sample plus its offset in that buffer (the buffer's DAC
+  time: the median over recent callbacks of ``outputBufferDacTime`` minus the
+  frames played before it, plus those frames; one callback's reading jitters by
+  milliseconds under load, the sample clock does not), mapped to
   LSL time by pairing ``time.currentTime`` with ``pylsl.local_clock`` in the
   callback. Where PortAudio reports no DAC time (0), ``currentTime`` plus the
   stream's output latency is used. Underruns are counted; one near an onset
@@ -202,6 +205,8 @@ class _SoundDevicePlayer(AudioPlayer):
         self._onset_pa: float | None = None
         self._offsets: list[float] = []
         self._calls: list[float] = []  # LSL times of recent callbacks (warm-up check)
+        self._frames = 0  # frames handed to PortAudio so far
+        self._anchors: list[float] = []  # DAC time of frame 0, one estimate per callback
         self.underflows = 0
         self._started = threading.Event()
         try:
@@ -266,7 +271,7 @@ class _SoundDevicePlayer(AudioPlayer):
     def _callback(self, out: np.ndarray, frames: int, t: object, status: object) -> None:
         now_lsl = pylsl.local_clock()
         cur = float(t.currentTime)  # type: ignore[attr-defined]
-        dac = float(t.outputBufferDacTime) or cur + float(self.stream.latency)  # type: ignore[attr-defined]
+        dac_raw = float(t.outputBufferDacTime) or cur + float(self.stream.latency)  # type: ignore[attr-defined]
         out.fill(0.0)
         with self._lock:
             self._offsets.append(now_lsl - cur)
@@ -276,8 +281,17 @@ class _SoundDevicePlayer(AudioPlayer):
                 del self._calls[:100]
             if getattr(status, "output_underflow", False):
                 self.underflows += 1
+                self._anchors.clear()  # the device ran dry: frames and DAC time parted
                 if self._onset_pa is not None and cur < self._onset_pa + 0.05:
                     self.onset_underflow = True  # the device ran dry around the onset
+            # One callback's DAC time is noisy under load (the ALSA pulse plugin's delay is an
+            # estimate); the sample clock is not: between underruns, frame n plays at
+            # anchor + n / rate. The median anchor over recent callbacks places the onset.
+            self._anchors.append(dac_raw - self._frames / SRATE)
+            if len(self._anchors) > 100:
+                del self._anchors[:50]
+            dac = float(np.median(self._anchors[-50:])) + self._frames / SRATE
+            self._frames += frames
             buf, target = self._buf, self._target_pa
             if buf is None or target is None:
                 return

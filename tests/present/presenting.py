@@ -70,6 +70,15 @@ class Capture(threading.Thread):
         t0 = min(t - n / SR for t, n in self.reads)  # time of sample 0 (lower envelope)
         return audio, t0
 
+    def t0_near(self, when: float, span_s: float = 3.0) -> float:
+        """Time of sample 0 from the reads within ``span_s`` of ``when`` only.
+
+        A loaded machine can make ``parec`` drop samples (an overrun); after a drop the
+        whole-run lower envelope maps later samples too early. The local envelope does not.
+        """
+        near = [t - n / SR for t, n in self.reads if abs(t - when) < span_s]
+        return min(near) if near else min(t - n / SR for t, n in self.reads)
+
 
 def make_plan(reqs: list[StimulusRequest], n_trials: int) -> SessionPlan:
     """Two-talker trials with a cue, a switch and a question (auto-answered)."""

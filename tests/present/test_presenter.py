@@ -83,10 +83,11 @@ class _Photodiode(threading.Thread):
         self.f.close()
 
 
-def _audio_errors_ms(audio: np.ndarray, t0: float, starts: list[float], ref: np.ndarray):
+def _audio_errors_ms(audio: np.ndarray, cap: Capture, starts: list[float], ref: np.ndarray):
     """Observed onset of ``ref`` in the capture near each marker, minus the marker, ms."""
     errors = []
     for t in starts:
+        t0 = cap.t0_near(t)
         i = int(round((t - t0) * SR))
         lo = max(i - SR // 4, 0)
         seg = audio[lo : i + SR // 4 + ref.size, 0].astype(float)
@@ -129,7 +130,7 @@ def test_marker_times_match_presented_frames_and_sound(tmp_path, av, stimuli) ->
             break
     diode.stop.set()
     diode.join()
-    audio, t0 = cap.stop()
+    audio, _ = cap.stop()
     assert finish(proc) == 0, (tmp_path / "stderr.log").read_text()
     events = [m["event"] for m, _ in markers]
     assert events[0] == "session_start" and events[-1] == "session_end"
@@ -174,7 +175,7 @@ def test_marker_times_match_presented_frames_and_sound(tmp_path, av, stimuli) ->
     talkers = [(sf.read(stim / f"{tp.stim_id}.wav")[0], tp.level_db, tp.azimuth_deg, 0.0)
                for tp in plan.trials[0].talkers]  # fmt: skip
     ref = trial_mix(talkers, None, None)[0][:SR, 0].astype(float)
-    aerr = _audio_errors_ms(audio, t0, starts, ref)
+    aerr = _audio_errors_ms(audio, cap, starts, ref)
     out = tmp_path / "out"
     trials = [json.loads(x) for x in (out / "trials.jsonl").read_text().splitlines()]
     sure = np.array([not t["audio_onset_uncertain"] for t in trials])
