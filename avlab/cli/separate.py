@@ -208,6 +208,32 @@ def eval_command(
     typer.echo(f"scores: {(out or mix_dir / f'eval-{mode}') / 'scores.csv'}")
 
 
+@separate_app.command("export-onnx")
+def export_onnx_command(
+    out: Annotated[
+        Path, typer.Argument(help="Folder for the .onnx step graphs and causal-step.json.")
+    ],
+    block_ms: Annotated[
+        float, typer.Option("--block-ms", help="Block per call, ms (whole hops of 2 ms).")
+    ] = 6.0,
+    model_dir: Annotated[
+        Path | None, typer.Option("--model-dir", help="Weights from 'avlab separate train'.")
+    ] = None,
+) -> None:
+    """Write the causal network's streaming step as ONNX graphs, for a real-time host."""
+    from avlab.separate.export import export_step
+    from avlab.separate.inference import Separator
+    from avlab.separate.stream import block_samples
+
+    sep = Separator("causal", model_dir)
+    desc = export_step(sep, block_samples(sep.config, block_ms, "--block-ms"), out)
+    typer.echo(
+        f"{len(desc.graphs)} step graph(s) and causal-step.json in {out}: blocks of "
+        f"{desc.block} samples at {desc.srate} Hz, latency {desc.latency_ms:g} ms, "
+        f"state {desc.state_shape[0]} x {desc.state_shape[1]}"
+    )
+
+
 @separate_app.command("train")
 def train_command(
     out: Annotated[Path, typer.Argument(help="Folder for <mode>.pt, <mode>.json, the curve.")],

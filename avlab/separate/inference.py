@@ -102,6 +102,7 @@ class Separator:
             )
         self.info = info
         self.mode = mode
+        self.weights_path = weights
         self.net = build_network(self.config)
         try:
             self.net.load_state_dict(torch.load(weights, weights_only=True, map_location="cpu"))

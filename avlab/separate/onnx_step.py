@@ -35,7 +35,7 @@ from avlab.separate.model import SeparatorConfig
 
 __all__ = ["OnnxStep", "build_step_model", "onnx_available"]
 
-_OPSET = 17  # LayerNormalization
+OPSET = 17  # LayerNormalization
 _IR_VERSION = 9  # read by every ONNX Runtime since 1.15
 
 
@@ -213,7 +213,7 @@ def build_step_model(net: Any, config: SeparatorConfig, n_frames: int) -> bytes:
     graph = helper.make_graph(g.nodes, "avlab_causal_step", inputs, outputs, g.inits)
     model = helper.make_model(
         graph,
-        opset_imports=[helper.make_opsetid("", _OPSET)],
+        opset_imports=[helper.make_opsetid("", OPSET)],
         producer_name="avlab",
         ir_version=_IR_VERSION,
     )

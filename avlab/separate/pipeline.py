@@ -23,7 +23,6 @@
 from __future__ import annotations
 
 import json
-import math
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -107,24 +106,10 @@ def _stream_talkers(
 ) -> tuple[np.ndarray, StreamSummary]:
     """Separate ``mono`` block by block; talkers (n_src, n) at ``fs`` and the timing."""
     from avlab.separate._audio import resample
-    from avlab.separate.stream import StreamingSeparator, stream_timed
-
-    hop_ms = sep.config.hop / sep.srate * 1e3
-    if not (math.isfinite(block_ms) and block_ms > 0):
-        raise SeparateError(
-            f"--stream-ms must be a positive number of ms; got {block_ms:g}.",
-            f"use e.g. --stream-ms {3 * hop_ms:g}.",
-        )
-    block = round(block_ms * 1e-3 * sep.srate)
-    if block <= 0 or block % sep.config.hop or abs(block / sep.srate * 1e3 - block_ms) > 1e-6:
-        raise SeparateError(
-            f"--stream-ms {block_ms:g} is not a whole number of the causal network's "
-            f"{hop_ms:g}-ms hops.",
-            f"use e.g. --stream-ms {3 * hop_ms:g} (latency "
-            f"{3 * hop_ms + sep.config.latency_s * 1e3:g} ms).",
-        )
     from avlab.separate.onnx_step import onnx_available
+    from avlab.separate.stream import StreamingSeparator, block_samples, stream_timed
 
+    block = block_samples(sep.config, block_ms, "--stream-ms")
     engine = "onnx" if onnx_available() else "fused"
     if engine == "fused":
         logger.warning("onnxruntime is not installed: streaming with the slower PyTorch engine")

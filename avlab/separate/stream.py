@@ -46,6 +46,7 @@ block can wait hundreds of ms for the second thread to be scheduled.
 
 from __future__ import annotations
 
+import math
 import time
 from typing import Any, Literal
 
@@ -58,6 +59,7 @@ from avlab.separate.model import SeparatorConfig
 
 __all__ = [
     "StreamStats",
+    "block_samples",
     "StreamingSeparator",
     "measure_offline",
     "measure_streaming",
@@ -375,6 +377,45 @@ class StreamingSeparator:
         masked = m.view(nf, n_src, n_filters).mul_(w.unsqueeze(1))
         parts = torch.mm(masked.view(nf * n_src, n_filters), self._dec)
         return parts.view(nf, n_src, self._pieces, hop).numpy()
+
+
+def block_samples(config: SeparatorConfig, block_ms: float, option: str) -> int:
+    """Convert a block of ``block_ms`` to samples for the causal network, checked.
+
+    Parameters
+    ----------
+    config : SeparatorConfig
+        The causal network's architecture.
+    block_ms : float
+        Block duration, ms: a whole number of the network's hops.
+    option : str
+        The option's name, for the error message.
+
+    Returns
+    -------
+    block : int
+        Samples per block at ``config.srate``.
+
+    Raises
+    ------
+    SeparateError
+        If ``block_ms`` is not finite and positive or not a whole number of hops.
+    """
+    hop_ms = config.hop / config.srate * 1e3
+    if not (math.isfinite(block_ms) and block_ms > 0):
+        raise SeparateError(
+            f"{option} must be a positive number of ms; got {block_ms:g}.",
+            f"use e.g. {option} {3 * hop_ms:g}.",
+        )
+    block = round(block_ms * 1e-3 * config.srate)
+    if block <= 0 or block % config.hop or abs(block / config.srate * 1e3 - block_ms) > 1e-6:
+        raise SeparateError(
+            f"{option} {block_ms:g} is not a whole number of the causal network's "
+            f"{hop_ms:g}-ms hops.",
+            f"use e.g. {option} {3 * hop_ms:g} (latency "
+            f"{3 * hop_ms + config.latency_s * 1e3:g} ms).",
+        )
+    return int(block)
 
 
 def _timed_threads(threads: int) -> int:
