@@ -120,9 +120,8 @@ def export_step(sep: Separator, block: int, out: Path) -> StepExport:
     import onnxruntime as ort
 
     c = sep.config
-    first = (block - c.kernel) // c.hop + 1
-    steady = block // c.hop
-    rows = [int(blk.pad[0]) for blk in sep.net.tcn]
+    first, steady = stream.step_frames
+    rows = stream.state_rows
     try:
         out.mkdir(parents=True, exist_ok=True)
         graphs = {}
@@ -136,7 +135,7 @@ def export_step(sep: Separator, block: int, out: Path) -> StepExport:
             kernel=c.kernel,
             hop=c.hop,
             n_src=c.n_src,
-            pieces=-(-c.kernel // c.hop),
+            pieces=stream.pieces,
             delay=stream.delay,
             latency_ms=stream.latency_s * 1e3,
             frames_first=max(first, 0),

@@ -171,8 +171,7 @@ class StreamingSeparator:
 
             self._onnx = OnnxStep(net, config)
             # the first call sees fewer frames than the rest: build both sessions now
-            first = (self.block - config.kernel) // hop + 1
-            self._onnx.prepare(*{n for n in (first, self.block // hop) if n > 0})
+            self._onnx.prepare(*{n for n in self.step_frames if n > 0})
         self.reset()
 
     # ------------------------------------------------------------------ timing
@@ -180,6 +179,27 @@ class StreamingSeparator:
     def delay(self) -> int:
         """Samples by which the stream lags the offline output (D)."""
         return (self._pieces - 1) * self.config.hop
+
+    @property
+    def step_frames(self) -> tuple[int, int]:
+        """Encoder frames computed by the first call and by every later one.
+
+        The first is ``(block - kernel) // hop + 1`` and may be 0 or less (a block
+        shorter than the kernel: the first call computes nothing); later calls
+        compute ``block // hop``.
+        """
+        hop = self.config.hop
+        return (self.block - self.config.kernel) // hop + 1, self.block // hop
+
+    @property
+    def pieces(self) -> int:
+        """Hops spanned by one decoded window (overlap-added over that many hops)."""
+        return self._pieces
+
+    @property
+    def state_rows(self) -> list[int]:
+        """Depthwise-history rows (past frames) kept for each TCN block, in order."""
+        return list(self._pads)
 
     @property
     def block_s(self) -> float:
