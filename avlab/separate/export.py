@@ -109,14 +109,21 @@ def export_step(sep: Separator, block: int, out: Path) -> StepExport:
         If the network is not causal, onnx/onnxruntime are missing, or ``out``
         cannot be written.
     """
-    from avlab.separate.onnx_step import OPSET, build_step_model
+    from avlab.separate.onnx_step import OPSET, build_step_model, onnx_available
     from avlab.separate.stream import StreamingSeparator
 
     if sep.mode != "causal":
         raise SeparateError(
             f"only the causal network streams; got the {sep.mode} one.", "use --mode causal."
         )
-    stream = StreamingSeparator(sep.net, sep.config, block)  # checks block; needs onnxruntime
+    if not onnx_available():
+        raise SeparateError(
+            "export-onnx needs the onnx and onnxruntime packages.",
+            "install avlab with the 'deep' extra (pip install -e '.[deep]').",
+        )
+    # for the block check and the layout only: the "modules" engine builds nothing up front
+    # (the default "onnx" one would build and run every step graph once more)
+    stream = StreamingSeparator(sep.net, sep.config, block, engine="modules")
     import onnxruntime as ort
 
     c = sep.config
